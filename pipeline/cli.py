@@ -104,14 +104,24 @@ def _features_for(s: dict, a) -> dict:
     from .tasks import dev_split, task_spec
 
     cfg = load_config(a.config)
-    spec = task_spec(s["task"])
+    spec = task_spec(s.get("glue_task", s["task"]))
     train, _ = load_rows(spec.name, "train", cfg["data"].get("glue_dir"))
     dev, _ = load_rows(spec.name, dev_split(spec.name), cfg["data"].get("glue_dir"))
-    parts = make_splits(train, dev, spec, split_settings(cfg, spec.name))
+    parts = make_splits(train, dev, spec, split_settings(cfg, s["task"]))
     src = {"train": train, "dev": dev}
     tok = load_tokenizer(s["model"])
     return {name: tokenize_rows(tok, [(i,) + tuple(src[sp][i]) for sp, i in ids], s["max_seq_length"],
                                 spec.is_regression) for name, ids in parts.items()}
+
+
+def apply_selection(s: dict, path) -> dict:
+    """Settings of a selected condition: its own overrides plus the chosen candidate's."""
+    if not path:
+        raise SystemExit(f"condition {s['condition']!r} selects from {s['select']!r}: pass --selection FILE")
+    sel = json.loads(Path(path).read_text())
+    if sel["family"] != s["select"] or sel["task"] != s["task"]:
+        raise SystemExit(f"{path}: selection of {sel['task']}/{sel['family']}, not {s['task']}/{s['select']}")
+    return {**s, **sel["overrides"], "selected": sel["chosen"]}
 
 
 def cmd_finetune(a):
@@ -123,6 +133,8 @@ def cmd_finetune(a):
     from .train import run, save_checkpoint
 
     s = _settings_from_args(a)
+    if s.get("select"):
+        s = apply_selection(s, a.selection)
     out = Path(a.out)
     feats = _features_for(s, a)
     init_weights = None
@@ -146,6 +158,7 @@ def cmd_finetune(a):
         save_checkpoint(result.state_dict, out / "model.safetensors")
     atomic_write_csv(out / "curve.csv", result.curve)
     atomic_write_csv(out / "drift.csv", result.drift)
+    atomic_write_csv(out / "updates.csv", result.updates)
     atomic_write_json(out / "record.json", rec)  # last: its presence marks a complete run
     t = rec["timing"]
     log.info("done %s/%s/seed%s: test %s=%.4f (best step %s), %.1f s, %.1f train ex/s",
@@ -191,6 +204,7 @@ def main(argv=None):
     q.add_argument("--seed", type=int)
     q.add_argument("--features", help="tokenised features (.pt); built in-process when omitted")
     q.add_argument("--init-weights", help="safetensors to start from (intermediate-task transfer)")
+    q.add_argument("--selection", help="selection file of the condition's family (conditions with select:)")
     q.add_argument("--save-checkpoint", action="store_true")
     q.add_argument("--threads", type=int, default=1)
     q.add_argument("--out", required=True)

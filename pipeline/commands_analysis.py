@@ -57,4 +57,58 @@ def register(sub):
     q.add_argument("--config", nargs="+", default=["params.yaml"])
     q.add_argument("--out", required=True)
     q.set_defaults(fn=cmd_study)
+    register_select(sub)
+    register_calibration(sub)
     return sub
+
+
+def cmd_select(a):
+    from .io import atomic_write_json
+    from .select import choose
+
+    candidates = json.loads(a.candidates)
+    members = [c["name"] for c in candidates]
+    by_member: dict = {m: [] for m in members}
+    seeds: dict = {m: [] for m in members}
+    for path in a.records:
+        rec = json.loads(Path(path).read_text())
+        if rec["task"] != a.task or rec["condition"] not in by_member:
+            raise SystemExit(f"{path}: not a run of {a.task}/{a.family}")
+        by_member[rec["condition"]].append(rec["val_best"][rec["selection_metric"]])
+        seeds[rec["condition"]].append(rec["seed"])
+    out = choose([{**c, "val": by_member[c["name"]]} for c in candidates])
+    out.update(task=a.task, family=a.family, seeds=sorted({s for v in seeds.values() for s in v}))
+    atomic_write_json(a.out, out)
+
+
+def register_select(sub):
+    q = sub.add_parser("select", help="choose a family's setting per task on validation scores only")
+    q.add_argument("--candidates", required=True, help="the family's [{name, overrides}] as JSON")
+    q.add_argument("--task", required=True)
+    q.add_argument("--family", required=True)
+    q.add_argument("--records", nargs="+", required=True)
+    q.add_argument("--out", required=True)
+    q.set_defaults(fn=cmd_select)
+
+
+def cmd_calibration(a):
+    from .calibration import calibration_table, to_markdown
+    from .config import load_config, study_root
+    from .io import atomic_write_csv, atomic_write_json, atomic_write_text
+
+    cfg = load_config(a.config)
+    root = Path(study_root(cfg))
+    table, chosen = calibration_table(cfg, root, a.margin)
+    out = Path(a.out)
+    atomic_write_csv(out / "calibration.csv", table)
+    atomic_write_json(out / "chosen.json", chosen)
+    atomic_write_text(out / "calibration.md", to_markdown(table, a.margin))
+    print(to_markdown(table, a.margin))
+
+
+def register_calibration(sub):
+    q = sub.add_parser("calibration", help="the calibration table from a finished calibration study")
+    q.add_argument("--config", nargs="+", default=["params.yaml", "configs/calibration.yaml"])
+    q.add_argument("--margin", type=float, default=0.10)
+    q.add_argument("--out", default="results/calibration")
+    q.set_defaults(fn=cmd_calibration)

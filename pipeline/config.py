@@ -97,6 +97,7 @@ TRAIN_SCHEMA = {
     "device": _choice("auto", "cpu", "cuda"),
     "amp": _bool,
     "save_checkpoint": _bool,
+    "update_log_steps": _num(0, integer=True),
     "init_seed": _num(0, integer=True, nullable=True),
     "data_seed": _num(0, integer=True, nullable=True),
 }
@@ -112,11 +113,12 @@ SPLIT_SCHEMA = {
     "train_size": _num(2, integer=True, nullable=True),
     "val_source": _choice("dev_half", "train"),
     "val_size": _num(1, integer=True, nullable=True),
+    "test_size": _num(1, integer=True, nullable=True),
     "regression_bin_width": _num(0),
 }
 
 TOP_KEYS = {"study", "data", "splits", "train", "tasks", "conditions", "seeds", "grid", "evaluation",
-            "analysis", "intermediate"}
+            "analysis", "intermediate", "datasets"}
 
 
 def _unknown(path: str, key, allowed) -> str:
@@ -162,16 +164,35 @@ def validate(cfg: dict) -> list[str]:
     if errors:
         return errors
     study = cfg["study"]
+    for key in study:
+        if key not in ("name", "tasks", "finetune_threads"):
+            errors.append(_unknown("study", key, ["name", "tasks", "finetune_threads"]))
+    msg = _num(1, 256, integer=True)(study.get("finetune_threads", 1))
+    if msg:
+        errors.append(f"study.finetune_threads: {msg}")
     if not isinstance(study.get("name"), str) or not study["name"].replace("-", "").replace("_", "").isalnum():
         errors.append(f"study.name: must be a short name of letters, digits, '-' or '_', got {study.get('name')!r}")
     tasks = study.get("tasks") or []
     if not tasks:
         errors.append("study.tasks: must list at least one task; allowed: " + ", ".join(TASKS))
+    datasets = cfg.get("datasets") or {}
+    for name, d in datasets.items():
+        if not isinstance(d, dict) or "task" not in d:
+            errors.append(f"datasets.{name}: must give the GLUE task it is made from (task: ...)")
+            continue
+        if _task_or_null(d["task"]):
+            errors.append(f"datasets.{name}.task: {_task_or_null(d['task'])}")
+        for key in d:
+            if key not in ("task", "splits"):
+                errors.append(_unknown(f"datasets.{name}", key, ["task", "splits"]))
+        _check_block(d.get("splits") or {}, SPLIT_SCHEMA, f"datasets.{name}.splits", errors)
     for i, t in enumerate(tasks):
+        if t in datasets:
+            continue
         try:
             canonical_task(t)
         except ValueError as exc:
-            errors.append(f"study.tasks[{i}]: {exc}")
+            errors.append(f"study.tasks[{i}]: {exc} (or a name defined under datasets:)")
     _check_block(cfg["splits"], {**SPLIT_SCHEMA, "tasks": lambda v: None}, "splits", errors)
     for t, over in (cfg["splits"].get("tasks") or {}).items():
         _check_block(over, SPLIT_SCHEMA, f"splits.tasks.{t}", errors)
@@ -180,7 +201,7 @@ def validate(cfg: dict) -> list[str]:
         errors.append(f"train: every key must be set explicitly; missing: {', '.join(missing)}")
     _check_block(cfg["train"], TRAIN_SCHEMA, "train", errors)
     for t, over in (cfg.get("tasks") or {}).items():
-        if _task_or_null(t):
+        if t not in datasets and _task_or_null(t):
             errors.append(f"tasks.{t}: {_task_or_null(t)}")
         _check_block(over, TRAIN_SCHEMA, f"tasks.{t}", errors)
     conds = cfg["conditions"] or {}
@@ -205,8 +226,9 @@ def validate(cfg: dict) -> list[str]:
         dup = sorted({s for s in lst if lst.count(s) > 1})
         if dup:
             errors.append(f"seeds.{name}: duplicate seeds {dup}")
-    expanded = expand_conditions(conds) if not any(e.startswith("conditions") for e in errors) else {}
-    families = sweep_families(conds)
+    conditions_ok = not any(e.startswith("conditions") for e in errors)
+    expanded = expand_conditions(conds) if conditions_ok else {}
+    families = sweep_families(conds) if conditions_ok else {}
     grid = cfg["grid"]
     if not isinstance(grid, list) or not grid:
         errors.append("grid: must be a non-empty list of {tasks, conditions, seeds} blocks")
@@ -228,6 +250,11 @@ def validate(cfg: dict) -> list[str]:
                               f"{', '.join(sorted(set(expanded) | set(families)))}")
         if block.get("seeds") not in seeds:
             errors.append(f"{path}.seeds: {block.get('seeds')!r} is not a seed set; allowed: {', '.join(seeds)}")
+    inter = cfg.get("intermediate") or {}
+    for key in inter:
+        if key != "train":
+            errors.append(_unknown("intermediate", key, ["train"]))
+    _check_block(inter.get("train") or {}, TRAIN_SCHEMA, "intermediate.train", errors)
     ev = cfg["evaluation"]
     for t, m in (ev.get("selection_metric") or {}).items():
         if t in TASKS and m not in TASKS[t].metrics:
@@ -236,10 +263,10 @@ def validate(cfg: dict) -> list[str]:
     # train_size against the data, per task
     for t in tasks:
         try:
-            ct = canonical_task(t)
-        except ValueError:
+            ct = glue_task_of(cfg, t)
+        except (ValueError, KeyError, TypeError):
             continue
-        sp = split_settings(cfg, ct)
+        sp = split_settings(cfg, dataset_name(cfg, t))
         n = sp.get("train_size")
         need = (n or 0) + (sp.get("val_size") or 0 if sp.get("val_source") == "train" else 0)
         if n is not None and need > TRAIN_ROWS[ct]:
@@ -340,6 +367,17 @@ def expand_conditions(conditions: dict) -> dict:
     return out
 
 
+_EXPANDED: dict = {}
+
+
+def _expanded_cached(cfg: dict) -> dict:
+    """expand_conditions memoised on the conditions' canonical text (planning resolves thousands of runs)."""
+    key = json.dumps(cfg["conditions"], sort_keys=True, default=str)
+    if key not in _EXPANDED:
+        _EXPANDED[key] = expand_conditions(cfg["conditions"])
+    return _EXPANDED[key]
+
+
 def sweep_families(conditions: dict) -> dict:
     """{family name: [member names]} for conditions that sweep."""
     fam: dict = {}
@@ -360,35 +398,68 @@ def run_grid(cfg: dict) -> list[tuple[str, str, int]]:
         for t in block["tasks"]:
             for c in conds:
                 for s in cfg["seeds"][block["seeds"]]:
-                    key = (canonical_task(t), c, int(s))
+                    key = (dataset_name(cfg, t), c, int(s))
                     if key not in seen:
                         seen.add(key)
                         out.append(key)
     return out
 
 
-def split_settings(cfg: dict, task: str) -> dict:
+def dataset_name(cfg: dict, name: str) -> str:
+    """A study's dataset: a GLUE task (canonical spelling) or a name under `datasets:` (e.g. rte_1k)."""
+    return name if name in (cfg.get("datasets") or {}) else canonical_task(name)
+
+
+def glue_task_of(cfg: dict, name: str) -> str:
+    """The GLUE task a dataset is made from."""
+    d = (cfg.get("datasets") or {}).get(name)
+    return canonical_task(d["task"] if d else name)
+
+
+def split_settings(cfg: dict, dataset: str) -> dict:
+    """base splits <- splits.tasks[GLUE task] <- datasets[dataset].splits."""
     base = {k: v for k, v in cfg["splits"].items() if k != "tasks"}
-    over = (cfg["splits"].get("tasks") or {}).get(task) or {}
-    return {**base, **over}
+    glue = glue_task_of(cfg, dataset)
+    over = (cfg["splits"].get("tasks") or {}).get(glue) or {}
+    ds = ((cfg.get("datasets") or {}).get(dataset) or {}).get("splits") or {}
+    return {**base, **over, **ds}
 
 
 def resolve_settings(cfg: dict, task: str, condition: str, seed: int) -> dict:
-    """A run's complete settings: base <- tasks[task] <- condition, plus identity and metrics."""
-    task = canonical_task(task)
-    conds = expand_conditions(cfg["conditions"])
+    """A run's complete settings: base <- tasks[GLUE task] <- tasks[dataset] <- condition, plus
+    identity and metrics. `task` is a dataset name (a GLUE task or a `datasets:` entry)."""
+    dataset = dataset_name(cfg, task)
+    task = glue_task_of(cfg, dataset)
+    conds = _expanded_cached(cfg)
     if condition not in conds:
         raise ConfigError([f"condition {condition!r} is not defined; allowed: {', '.join(sorted(conds))}"])
     s = dict(cfg["train"])
     s.update((cfg.get("tasks") or {}).get(task) or {})
+    if dataset != task:
+        s.update((cfg.get("tasks") or {}).get(dataset) or {})
     over = {k: v for k, v in conds[condition].items() if k not in CONDITION_META and k != "family"}
     s.update(over)
+    s["select"] = conds[condition].get("select")  # chosen on validation at run time (select stage)
     ev = cfg["evaluation"]
-    s["task"], s["condition"], s["seed"] = task, condition, int(seed)
+    s["task"], s["glue_task"], s["condition"], s["seed"] = dataset, task, condition, int(seed)
     s["init_seed"] = int(seed) if s.get("init_seed") is None else s["init_seed"]
     s["data_seed"] = int(seed) if s.get("data_seed") is None else s["data_seed"]
     s["selection_metric"] = (ev.get("selection_metric") or {}).get(task, TASKS[task].selection_metric)
     s["report_metric"] = (ev.get("report_metric") or {}).get(task, TASKS[task].report_metric)
+    return s
+
+
+def intermediate_settings(cfg: dict, task: str, seed: int) -> dict:
+    """Settings of the intermediate-task run (fine-tuned once per seed, reused by every target task):
+    base <- tasks[task] <- intermediate.train; its checkpoint is saved."""
+    task = canonical_task(task)
+    s = dict(cfg["train"])
+    s.update((cfg.get("tasks") or {}).get(task) or {})
+    s.update((cfg.get("intermediate") or {}).get("train") or {})
+    s.update(task=task, glue_task=task, condition="intermediate", seed=int(seed), select=None, intermediate_task=None,
+             save_checkpoint=True, init_seed=int(seed), data_seed=int(seed))
+    s["selection_metric"] = (cfg["evaluation"].get("selection_metric") or {}).get(task, TASKS[task].selection_metric)
+    s["report_metric"] = (cfg["evaluation"].get("report_metric") or {}).get(task, TASKS[task].report_metric)
     return s
 
 

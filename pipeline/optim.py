@@ -45,10 +45,10 @@ class AdamW(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             wd, pwd, anchors = group["weight_decay"], group["prior_wd"], group["anchors"]
+            params, grads, exp_avgs, exp_avg_sqs = [], [], [], []
             for j, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                grad = p.grad
                 if wd or pwd:
                     shift = p * wd if wd else torch.zeros_like(p)
                     if pwd:
@@ -61,17 +61,25 @@ class AdamW(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                t = state["step"]
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.lerp_(grad, 1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                if group["bias_correction"]:
-                    step_size = lr / (1 - beta1 ** t)
-                    denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(eps)
-                else:
-                    step_size = lr
-                    denom = exp_avg_sq.sqrt().add_(eps)
-                p.addcdiv_(exp_avg, denom, value=-step_size)
+                params.append(p)
+                grads.append(p.grad)
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_sqs.append(state["exp_avg_sq"])
+            if not params:
+                continue
+            t = self.state[params[0]]["step"]  # every parameter of a group steps together
+            # the same arithmetic as torch.optim.AdamW's multi-tensor path
+            torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+            torch._foreach_mul_(exp_avg_sqs, beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+            denom = torch._foreach_sqrt(exp_avg_sqs)
+            if group["bias_correction"]:
+                step_size = lr / (1 - beta1 ** t)
+                torch._foreach_div_(denom, math.sqrt(1 - beta2 ** t))
+            else:  # BERTAdam: no bias correction of either moment
+                step_size = lr
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, exp_avgs, denom, -step_size)
         return loss
 
 

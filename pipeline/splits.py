@@ -119,6 +119,8 @@ def make_splits(train_rows, dev_rows, spec: TaskSpec, cfg: dict) -> dict:
         val_idx, test_idx = dev_halves(keys, cfg["split_seed"])
         if cfg.get("val_size"):
             val_idx = proportional_subsample(val_idx, keys, int(cfg["val_size"]), cfg["split_seed"])
+        if cfg.get("test_size"):
+            test_idx = proportional_subsample(test_idx, keys, int(cfg["test_size"]), cfg["split_seed"])
         out = {"train": [("train", i) for i in train_idx], "val": [("dev", i) for i in val_idx],
                "test": [("dev", i) for i in test_idx]}
     else:

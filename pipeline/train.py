@@ -33,6 +33,7 @@ class RunResult:
     curve: pd.DataFrame
     drift: pd.DataFrame
     state_dict: dict | None = field(default=None, repr=False)
+    updates: pd.DataFrame | None = None
 
 
 def total_steps(n_train: int, s: dict) -> int:
@@ -131,7 +132,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     """Fine-tune once with the resolved settings `s` on tokenised features `feats`."""
     t_start = time.perf_counter()
     torch.set_num_threads(threads)
-    spec = task_spec(s["task"])
+    spec = task_spec(s.get("glue_task", s["task"]))
     device = pick_device(s.get("device", "auto"))
     train, val, test = (Examples(feats[k]) for k in ("train", "val", "test"))
 
@@ -154,7 +155,11 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     loss_fn = torch.nn.MSELoss(reduction="sum") if spec.is_regression else torch.nn.CrossEntropyLoss(reduction="sum")
     sel = s["selection_metric"]
 
-    curve, drift_rows = [], []
+    curve, drift_rows, update_rows = [], [], []
+    n_update_log = int(s.get("update_log_steps", 0))
+    depth_params = {}
+    for g in groups:  # the update norm per depth (Fig. 1: BERTAdam's inflated early updates)
+        depth_params.setdefault(g["depth"], []).extend(g["params"])
 
     def record_drift(step):
         blocks = block_drift(tensor_drift(initial, model), model)
@@ -185,11 +190,18 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
         if scaler:
             scaler.unscale_(opt)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"]))
+        before = ({d: [p.detach().clone() for p in ps] for d, ps in depth_params.items()}
+                  if step <= n_update_log else None)
         if scaler:
             scaler.step(opt)
             scaler.update()
         else:
             opt.step()
+        if before is not None:
+            with torch.no_grad():
+                for d, ps in depth_params.items():
+                    sq = sum(float((p.detach() - b).double().pow(2).sum()) for p, b in zip(ps, before[d]))
+                    update_rows.append({"step": step, "name": d, "update_l2": sq ** 0.5})
         n_seen += len(batch_idx)
         row = {"step": step, "lr": s["lr"] * factor, "train_loss": loss_sum, "grad_norm": grad_norm}
         if step in evals:
@@ -225,7 +237,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
                       ignore_index=True)[["step", "level", "name", "l2", "rel"]]
     report = s["report_metric"]
     record = {
-        "task": spec.name, "condition": s.get("condition"), "seed": s.get("seed"),
+        "task": s["task"], "glue_task": spec.name, "condition": s.get("condition"), "seed": s.get("seed"),
         "init_seed": s["init_seed"], "data_seed": s["data_seed"],
         "metric": report, "selection_metric": sel,
         "total_steps": total, "warmup_steps": warmup, "eval_steps": sorted(evals),
@@ -242,7 +254,8 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
                    "eval_examples_per_s": n_eval / eval_time if eval_time > 0 else None},
     }
     return RunResult(record, pd.DataFrame(curve), drift,
-                     state_dict=(last_state if keep_state else None))
+                     state_dict=(last_state if keep_state else None),
+                     updates=pd.DataFrame(update_rows, columns=["step", "name", "update_l2"]))
 
 
 def save_checkpoint(state_dict: dict, path: Path) -> None:

@@ -36,3 +36,14 @@ rule metrics:
 
 
 ANALYSIS_OUTPUTS = [rules.metrics.output[0], rules.aggregate.output.curves]
+
+
+# Pseudo-targets for the DVC stages (dvc.yaml): each DVC stage runs one of these.
+rule prepare:
+    input:
+        FEATURES,
+
+
+rule runs:
+    input:
+        RUN_RECORDS,

@@ -1,5 +1,8 @@
 # Helpers shared by the rules: paths, the settings of each run, code dependencies.
-from pipeline.config import model_tag, resolve_settings, split_settings, sweep_families
+import functools
+from pipeline.config import (dataset_name, glue_task_of, intermediate_settings, model_tag, resolve_settings,
+                             split_settings, sweep_families)
+from pipeline.tasks import canonical_task
 from pipeline.tasks import TASKS
 
 # Fine-tune jobs depend on the engine's modules only: editing analysis or figure code never reruns one.
@@ -9,24 +12,53 @@ ENGINE = sorted(f"pipeline/{m}.py" for m in (
 DATA_CODE = sorted(f"pipeline/{m}.py" for m in ("data", "splits", "tasks", "io", "metrics", "cli")) + [
     "pipeline/fingerprints.json"]
 
+DATASETS = sorted({dataset_name(config, t) for t in config["study"]["tasks"]} | set(TASKS))
+
 wildcard_constraints:
-    task="|".join(TASKS),
+    task="|".join(DATASETS),
+    gtask="|".join(TASKS),
     condition=r"[A-Za-z0-9_.\-]+",
     seed=r"\d+",
     tag=r"[A-Za-z0-9_.\-]+",
+    family=r"[A-Za-z0-9_]+",
+
+
+@functools.lru_cache(maxsize=None)
+def settings_of(task, condition, seed):
+    """A run's resolved settings (the config is fixed while a workflow is planned: cache it)."""
+    return resolve_settings(config, task, condition, int(seed))
 
 
 def run_settings(w):
-    return resolve_settings(config, w.task, w.condition, int(w.seed))
+    return dict(settings_of(w.task, w.condition, int(w.seed)))
+
+
+def features_for(task, condition, seed):
+    s = settings_of(task, condition, int(seed))
+    return f"{ROOT}/features/{task}/{model_tag(s['model'], s['max_seq_length'])}.pt"
 
 
 def features_path(w):
-    s = run_settings(w)
-    return f"{ROOT}/features/{w.task}/{model_tag(s['model'], s['max_seq_length'])}.pt"
+    return features_for(w.task, w.condition, int(w.seed))
 
 
 def run_dir(task, condition, seed):
     return f"{ROOT}/runs/{task}/{condition}/seed{seed}"
 
 
+def _feature_models():
+    """{(task, tag): model name} for every features file a run or an intermediate run reads."""
+    out = {}
+    for t, c, seed in GRID:
+        s = settings_of(t, c, seed)
+        out[(t, model_tag(s["model"], s["max_seq_length"]))] = s["model"]
+        if s.get("intermediate_task"):
+            it = canonical_task(s["intermediate_task"])
+            si = intermediate_settings(config, it, seed)
+            out[(it, model_tag(si["model"], si["max_seq_length"]))] = si["model"]
+    return out
+
+
+FEATURE_MODELS = _feature_models()
+FEATURES = sorted({features_for(t, c, s) for t, c, s in GRID})
 RUN_RECORDS = [f"{run_dir(t, c, s)}/record.json" for t, c, s in GRID]

@@ -2,17 +2,17 @@
 
 rule data:
     output:
-        train=f"{ROOT}/data/{{task}}/train.jsonl",
-        dev=f"{ROOT}/data/{{task}}/dev.jsonl",
-        meta=f"{ROOT}/data/{{task}}/meta.json",
+        train=f"{ROOT}/data/{{gtask}}/train.jsonl",
+        dev=f"{ROOT}/data/{{gtask}}/dev.jsonl",
+        meta=f"{ROOT}/data/{{gtask}}/meta.json",
     input:
         DATA_CODE,
     params:
         glue_dir=lambda w: f"--glue-dir {config['data']['glue_dir']}" if config["data"]["glue_dir"] else "",
     log:
-        f"{ROOT}/logs/data/{{task}}.log",
+        f"{ROOT}/logs/data/{{gtask}}.log",
     shell:
-        "{PY} -m pipeline data --task {wildcards.task} {params.glue_dir} "
+        "{PY} -m pipeline data --task {wildcards.gtask} {params.glue_dir} "
         "--out $(dirname {output.train}) 2> {log}"
 
 
@@ -23,15 +23,16 @@ rule splits:
         test=f"{ROOT}/splits/{{task}}/test.jsonl",
         meta=f"{ROOT}/splits/{{task}}/meta.json",
     input:
-        train=rules.data.output.train,
-        dev=rules.data.output.dev,
+        train=lambda w: f"{ROOT}/data/{glue_task_of(config, w.task)}/train.jsonl",
+        dev=lambda w: f"{ROOT}/data/{glue_task_of(config, w.task)}/dev.jsonl",
         code=DATA_CODE,
     params:
         settings=lambda w: canonical(split_settings(config, w.task)),
+        glue=lambda w: glue_task_of(config, w.task),
     log:
         f"{ROOT}/logs/splits/{{task}}.log",
     shell:
-        "{PY} -m pipeline splits --task {wildcards.task} --data $(dirname {input.train}) "
+        "{PY} -m pipeline splits --task {params.glue} --data $(dirname {input.train}) "
         "--settings {params.settings:q} --out $(dirname {output.train}) 2> {log}"
 
 
@@ -42,20 +43,11 @@ rule features:
         splits=rules.splits.output,
         code=["pipeline/features.py", "pipeline/model.py"],
     params:
-        model=lambda w: features_model(w.task, w.tag),
+        model=lambda w: FEATURE_MODELS[(w.task, w.tag)],
+        glue=lambda w: glue_task_of(config, w.task),
         max_len=lambda w: w.tag.rsplit("-", 1)[1],
     log:
         f"{ROOT}/logs/features/{{task}}/{{tag}}.log",
     shell:
-        "{PY} -m pipeline features --task {wildcards.task} --splits $(dirname {input.splits[0]}) "
+        "{PY} -m pipeline features --task {params.glue} --splits $(dirname {input.splits[0]}) "
         "--model {params.model:q} --max-seq-length {params.max_len} --out {output} 2> {log}"
-
-
-def features_model(task, tag):
-    """The model name behind a features tag, from the runs that use it."""
-    for t, c, s in GRID:
-        if t == task:
-            st = resolve_settings(config, t, c, s)
-            if model_tag(st["model"], st["max_seq_length"]) == tag:
-                return st["model"]
-    raise ValueError(f"no run of {task} uses features {tag}")

@@ -1,0 +1,435 @@
+"""Tests for pipeline.stats: each asserts a number or decision that a wrong implementation would change."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from pipeline import stats as S
+
+NAN = float("nan")
+
+
+def _standardized(n, seed):
+    """n values with mean exactly 0 and sd (ddof=1) exactly 1, so effects are known exactly."""
+    x = np.random.default_rng(seed).normal(size=n)
+    return (x - x.mean()) / x.std(ddof=1)
+
+
+# ---------------------------------------------------------------- describe
+
+def test_describe_counts_nan_and_excludes_it_from_moments():
+    d = S.describe([1.0, 2.0, NAN, 3.0, 10.0])
+    assert d["n"] == 5 and d["n_nan"] == 1
+    assert d["mean"] == pytest.approx(4.0)
+    assert d["std"] == pytest.approx(np.std([1, 2, 3, 10], ddof=1))
+    assert d["median"] == pytest.approx(2.5)
+    assert (d["min"], d["max"]) == (1.0, 10.0)
+
+
+@pytest.mark.parametrize("values", [[], [NAN, NAN]])
+def test_describe_empty_or_all_nan_gives_nan_moments(values):
+    d = S.describe(values)
+    assert d["n"] == len(values) and d["n_nan"] == len(values)
+    assert all(math.isnan(d[k]) for k in ("mean", "std", "median", "min", "max"))
+
+
+def test_describe_single_value_has_no_std():
+    d = S.describe([0.7])
+    assert d["mean"] == 0.7 and math.isnan(d["std"])
+
+
+# ---------------------------------------------------------------- degenerate runs
+
+@pytest.mark.parametrize("metric,value,expected", [
+    ("spearman", 0.0, True), ("spearman", -0.1, True), ("spearman", 0.01, False), ("spearman", NAN, True),
+    ("pearson", 0.0, True), ("pearson", 0.5, False),
+    ("mcc", 0.0, True), ("mcc", 0.2, False), ("mcc", NAN, True),
+])
+def test_degenerate_correlation_metrics(metric, value, expected):
+    # majority baseline is irrelevant for correlations: 0 is chance
+    share = 0.6 if metric == "mcc" else None
+    pstd = None if metric == "mcc" else 0.9
+    assert S.is_degenerate(metric, value, 0.7, share, pstd, 1.0) is expected
+
+
+@pytest.mark.parametrize("metric,value,expected", [
+    ("accuracy", 0.527, True),   # exactly the majority baseline: no better than it
+    ("accuracy", 0.50, True),
+    ("accuracy", 0.53, False),
+    ("accuracy", NAN, True),
+    ("f1", 0.80, True),
+    ("f1", 0.85, False),
+])
+def test_degenerate_majority_metrics(metric, value, expected):
+    baseline = 0.527 if metric == "accuracy" else 0.81
+    assert S.is_degenerate(metric, value, baseline, 0.6, None, None) is expected
+
+
+def test_degenerate_collapse_classification():
+    # good accuracy on a skewed test set, but one class predicted for 96% of examples
+    assert S.is_degenerate("accuracy", 0.70, 0.68, 0.96, None, None) is True
+    assert S.is_degenerate("accuracy", 0.70, 0.68, 0.94, None, None) is False
+    assert S.is_degenerate("accuracy", 0.70, 0.68, 0.94, None, None, collapse_share=0.9) is True
+    assert S.is_degenerate("accuracy", 0.70, 0.68, NAN, None, None) is False
+
+
+def test_degenerate_collapse_regression():
+    assert S.is_degenerate("spearman", 0.3, 0.0, None, 0.04, 1.0) is True     # 0.04 <= 0.05 * 1.0
+    assert S.is_degenerate("spearman", 0.3, 0.0, None, 0.06, 1.0) is False
+    assert S.is_degenerate("spearman", 0.3, 0.0, None, 0.06, 1.0, collapse_std_ratio=0.1) is True
+    assert S.is_degenerate("spearman", 0.3, 0.0, None, NAN, 1.0) is False     # no spread info: no collapse check
+
+
+def test_degenerate_rte_rule_replaces_majority_comparison():
+    rule = {"below": 0.55}
+    # above the majority baseline (0.527) but below 55%: degenerate under the paper's rule only
+    assert S.is_degenerate("accuracy", 0.54, 0.527, 0.6, None, None) is False
+    assert S.is_degenerate("accuracy", 0.54, 0.527, 0.6, None, None, rule=rule) is True
+    assert S.is_degenerate("accuracy", 0.55, 0.527, 0.6, None, None, rule=rule) is False
+    assert S.is_degenerate("accuracy", NAN, 0.527, 0.6, None, None, rule=rule) is True
+    # the collapse check still applies under the rule
+    assert S.is_degenerate("accuracy", 0.60, 0.527, 0.97, None, None, rule=rule) is True
+
+
+def test_degenerate_counts_on_a_set_of_runs():
+    runs = [0.70, 0.52, NAN, 0.66, 0.527, 0.71]
+    shares = [0.6, 0.99, 0.5, 0.97, 0.6, 0.55]
+    k = sum(S.is_degenerate("accuracy", v, 0.527, s, None, None) for v, s in zip(runs, shares))
+    assert k == 4  # 0.52 (below), NaN, 0.66 collapsed, 0.527 (not above)
+
+
+def test_degenerate_rejects_unknown_metric_and_rule():
+    with pytest.raises(ValueError, match="unknown metric"):
+        S.is_degenerate("auc", 0.5, 0.5, None, None, None)
+    with pytest.raises(ValueError, match="rule"):
+        S.is_degenerate("accuracy", 0.5, 0.5, None, None, None, rule={"above": 0.5})
+
+
+# ---------------------------------------------------------------- power
+
+@pytest.mark.parametrize("n,d", [(5, 1.72), (8, 1.31), (16, 0.90)])
+def test_power_unpaired_mde_known_values(n, d):
+    assert S.power_unpaired_mde(n, n) == pytest.approx(d, abs=0.01)
+
+
+def test_power_paired_mde_known_value():
+    assert S.power_paired_mde(16) == pytest.approx(0.65, abs=0.01)
+
+
+def test_mde_is_exact_not_normal_approximation():
+    d = S.power_unpaired_mde(5, 5)
+    assert S.power_unpaired(d, 5, 5) == pytest.approx(0.8, abs=1e-6)
+    normal_approx = (st.norm.ppf(0.95) + st.norm.ppf(0.8)) * math.sqrt(2 / 5)
+    assert abs(d - normal_approx) > 0.1  # the exact value differs materially at n = 5
+
+
+def test_power_two_sided_needs_larger_effect():
+    assert S.power_unpaired_mde(16, 16, alternative="two-sided") > S.power_unpaired_mde(16, 16) + 0.1
+
+
+@pytest.mark.parametrize("n", [5, 8, 16])
+def test_seeds_needed_inverts_mde(n):
+    d = S.power_unpaired_mde(n, n)
+    assert S.seeds_needed_unpaired(d * 1.001) == n
+    assert S.seeds_needed_unpaired(d * 0.98) == n + 1
+    dz = S.power_paired_mde(n)
+    assert S.seeds_needed_paired(dz * 1.001) == n
+
+
+def test_seeds_needed_edge_cases():
+    assert S.seeds_needed_unpaired(0.0) == math.inf
+    assert S.seeds_needed_unpaired(-0.5) == math.inf
+    assert math.isnan(S.seeds_needed_unpaired(NAN))
+    assert S.seeds_needed_paired(1e-4) == math.inf            # beyond the 10,000 cap
+    assert S.seeds_needed_unpaired(-1.0, alternative="less") == S.seeds_needed_unpaired(1.0)
+
+
+# ---------------------------------------------------------------- compare
+
+def test_compare_identical_groups_not_significant():
+    a = 0.7 + 0.02 * _standardized(20, 1)
+    r = S.compare(a, a.copy())
+    assert r["diff"] == pytest.approx(0.0)
+    assert r["student_p"] == pytest.approx(0.5)
+    for k in ("student_p", "welch_p", "mannwhitney_p", "levene_p"):
+        assert r[k] > 0.05, k
+    assert r["var_ratio"] == pytest.approx(1.0)
+
+
+def test_compare_student_matches_scipy():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 12), rng.normal(0.4, 1.5, 9)
+    r = S.compare(a, b)
+    for alt in ("greater", "less", "two-sided"):
+        ra = S.compare(a, b, alternative=alt, n_boot=0)
+        assert ra["student_p"] == pytest.approx(st.ttest_ind(b, a, alternative=alt).pvalue, rel=1e-9)
+        assert ra["welch_p"] == pytest.approx(st.ttest_ind(b, a, equal_var=False, alternative=alt).pvalue, rel=1e-9)
+    sp = math.sqrt((11 * a.var(ddof=1) + 8 * b.var(ddof=1)) / 19)
+    assert r["cohen_d"] == pytest.approx((b.mean() - a.mean()) / sp)
+    assert r["hedges_g"] == pytest.approx(r["cohen_d"] * (1 - 3 / (4 * 19 - 1)), rel=1e-3)
+    assert r["mde_unpaired"] == pytest.approx(S.power_unpaired_mde(12, 9))
+    assert r["mde_unpaired_metric"] == pytest.approx(r["mde_unpaired"] * sp)
+
+
+def test_compare_clear_shift_is_significant_in_right_direction_only():
+    a = _standardized(30, 2)
+    b = _standardized(30, 5) + 1.0   # +1 sd
+    up = S.compare(a, b)
+    assert up["diff"] == pytest.approx(1.0)
+    assert up["cohen_d"] == pytest.approx(1.0)
+    for k in ("student_p", "welch_p", "mannwhitney_p"):
+        assert up[k] < 0.001, k
+    assert up["boot_ci_unpaired_low"] > 0.4 and up["boot_ci_unpaired_high"] < 1.6
+    down = S.compare(a, b, alternative="less")
+    for k in ("student_p", "welch_p", "mannwhitney_p"):
+        assert down[k] > 0.99, k
+    # swapping the conditions turns the claim around
+    assert S.compare(b, a)["student_p"] > 0.99
+
+
+def test_compare_paired_design_detected_only_by_paired_tests():
+    rng = np.random.default_rng(7)
+    shared = rng.normal(0, 1.0, 10)              # large per-seed component (init, data order)
+    a = 0.7 + 0.05 * shared + rng.normal(0, 0.002, 10)
+    b = 0.7 + 0.05 * shared + 0.01 + rng.normal(0, 0.002, 10)   # small, consistent +0.01
+    seeds = list(range(10))
+    r = S.compare(a, b, seeds_a=seeds, seeds_b=seeds)
+    assert r["n_pairs"] == 10 and r["paired"]
+    assert r["paired_t_p"] < 1e-5
+    assert r["wilcoxon_p"] < 0.01
+    assert r["student_p"] > 0.2                  # the unpaired test is swamped by seed variance
+    assert r["paired_diff_mean"] == pytest.approx(np.mean(b - a))
+    assert r["d_z"] == pytest.approx(np.mean(b - a) / np.std(b - a, ddof=1))
+    assert r["boot_ci_paired_low"] > 0 and r["boot_ci_paired_low"] < 0.01 < r["boot_ci_paired_high"]
+    assert r["mde_paired_metric"] == pytest.approx(r["mde_paired"] * np.std(b - a, ddof=1))
+    assert r["seeds_needed"] == S.seeds_needed_paired(r["d_z"])
+    # bootstrap is reproducible from boot_seed and changes with it
+    assert S.compare(a, b, seeds_a=seeds, seeds_b=seeds)["boot_ci_paired_low"] == r["boot_ci_paired_low"]
+    assert S.compare(a, b, seeds_a=seeds, seeds_b=seeds, boot_seed=1)["boot_ci_paired_low"] != r["boot_ci_paired_low"]
+
+
+def test_compare_pairs_by_seed_inner_join_on_finite_values():
+    a = [0.60, 0.70, NAN, 0.50, 0.40]
+    seeds_a = [1, 2, 3, 4, 5]
+    b = [0.75, 0.62, 0.90, 0.55, 0.80]
+    seeds_b = [2, 1, 3, 4, 9]     # different order; seed 3 is NaN in a; 5 and 9 unmatched
+    r = S.compare(a, b, seeds_a=seeds_a, seeds_b=seeds_b)
+    assert r["n_pairs"] == 3
+    assert r["paired_diff_mean"] == pytest.approx(np.mean([0.62 - 0.60, 0.75 - 0.70, 0.55 - 0.50]))
+    assert (r["n_a"], r["n_nan_a"], r["n_b"], r["n_nan_b"]) == (4, 1, 5, 0)
+    with pytest.raises(ValueError, match="duplicate"):
+        S.compare(a, b, seeds_a=[1, 1, 2, 3, 4], seeds_b=seeds_b)
+
+
+def test_compare_levene_detects_variance_change():
+    a = _standardized(40, 11)
+    b = 3.0 * _standardized(40, 12)
+    r = S.compare(a, b)
+    assert r["levene_p"] < 0.001
+    assert r["levene_p"] == pytest.approx(st.levene(a, b, center="median").pvalue)
+    assert r["var_ratio"] == pytest.approx(9.0)
+    assert S.compare(a, _standardized(40, 12))["levene_p"] > 0.05
+    # var_ratio is var_b / var_a: reduced variance gives a ratio below 1
+    assert S.compare(b, a)["var_ratio"] == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("a,b,seeds", [
+    ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], True),   # all equal
+    ([0.6], [0.7], True),                        # n = 1
+    ([], [0.7, 0.8], False),                     # empty
+    ([NAN, NAN], [NAN, 0.7], True),              # almost all NaN
+    ([0.5, NAN, 0.6, 0.55], [NAN, 0.7, 0.71, NAN], True),
+    ([0.5, 0.6, 0.7], [0.6, 0.7, 0.8], True),    # constant paired difference
+    ([0.5, 0.5, 0.5], [0.6, 0.6, 0.6], False),   # zero variance, different means
+])
+def test_compare_never_raises_and_keeps_all_keys(a, b, seeds):
+    full = S.compare([0.1, 0.2, 0.3], [0.2, 0.3, 0.5], seeds_a=[1, 2, 3], seeds_b=[1, 2, 3])
+    kw = dict(seeds_a=list(range(len(a))), seeds_b=list(range(len(b)))) if seeds else {}
+    r = S.compare(a, b, **kw)
+    assert set(r) == set(full)
+    for v in r.values():
+        assert v is None or isinstance(v, (bool, int, float, str, np.floating, np.integer))
+
+
+def test_compare_degenerate_inputs_give_nan_not_fake_significance():
+    r = S.compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], seeds_a=[1, 2, 3], seeds_b=[1, 2, 3])
+    for k in ("student_p", "welch_p", "mannwhitney_p", "levene_p", "paired_t_p", "wilcoxon_p", "cohen_d", "d_z"):
+        assert math.isnan(r[k]), k
+    r = S.compare([0.6], [0.7])
+    assert r["diff"] == pytest.approx(0.1) and math.isnan(r["student_p"]) and math.isnan(r["std_a"])
+    r = S.compare([0.5, 0.5, 0.5], [0.6, 0.6, 0.6])
+    assert math.isnan(r["student_p"]) and math.isnan(r["cohen_d"])
+    # a constant paired shift has no sd for the t-test, but the sign test information is real
+    r = S.compare([0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9], seeds_a=[1, 2, 3, 4], seeds_b=[1, 2, 3, 4])
+    assert math.isnan(r["paired_t_p"]) or r["paired_t_p"] < 1e-6   # float rounding may leave a tiny sd
+    assert r["wilcoxon_p"] == pytest.approx(1 / 16)
+
+
+def test_compare_counts_nan_runs():
+    r = S.compare([0.5, NAN, 0.6, NAN], [0.7, 0.71, NAN])
+    assert (r["n_a"], r["n_nan_a"], r["n_b"], r["n_nan_b"]) == (2, 2, 2, 1)
+    assert r["mean_a"] == pytest.approx(0.55)
+
+
+# ---------------------------------------------------------------- Fisher and Holm
+
+def test_fisher_degenerate_direction_and_value():
+    p = S.fisher_degenerate(8, 20, 1, 20)
+    # one-sided hypergeometric tail: P(X >= 8) with 9 degenerate among 40 runs, 20 of them in a
+    assert p == pytest.approx(st.hypergeom.sf(7, 40, 9, 20))
+    assert p < 0.05
+    assert S.fisher_degenerate(1, 20, 8, 20) > 0.99
+    assert S.fisher_degenerate(3, 20, 3, 20) > 0.5
+    with pytest.raises(ValueError):
+        S.fisher_degenerate(21, 20, 0, 20)
+
+
+def test_holm_hand_calculation():
+    assert S.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_nan_cap_and_monotone():
+    out = S.holm([0.5, NAN, 0.6, 0.01])
+    assert math.isnan(out[1])
+    assert out[3] == pytest.approx(0.03)      # m = 3, NaN not counted
+    assert out[0] == pytest.approx(1.0) and out[2] == pytest.approx(1.0)
+    assert math.isnan(S.holm([NAN])[0])
+    assert S.holm([]) == []
+
+
+# ---------------------------------------------------------------- verdict
+
+def _unpaired(shift, n=5, sd=1.0):
+    a = sd * _standardized(n, 21)
+    b = sd * _standardized(n, 22) + shift
+    return S.compare(a, b)
+
+
+def test_verdict_reproduced_paired():
+    rng = np.random.default_rng(7)
+    shared = rng.normal(0, 1.0, 10)
+    a, b = 0.7 + 0.05 * shared, 0.71 + 0.05 * shared + rng.normal(0, 0.002, 10)
+    r = S.compare(a, b, seeds_a=range(10), seeds_b=range(10))
+    v = S.verdict(r)
+    assert v["verdict"] == "reproduced" and v["decided_by"] == "paired_t"
+    # the same data against a paper that claimed the opposite
+    v = S.verdict(r, direction=-1)
+    assert v["verdict"] == "not reproduced" and "opposite" in v["reason"]
+
+
+def test_verdict_student_when_unpaired():
+    v = S.verdict(_unpaired(2.0, n=10))
+    assert v["verdict"] == "reproduced" and v["decided_by"] == "student_t"
+    assert v["p_paper_direction"] == pytest.approx(_unpaired(2.0, n=10)["student_p"])
+
+
+def test_verdict_direction_minus_one_reproduces_a_decrease():
+    v = S.verdict(_unpaired(-2.0, n=10), direction=-1)
+    assert v["verdict"] == "reproduced" and v["effect"] == pytest.approx(2.0)
+
+
+def test_verdict_not_reproduced_when_ci_excludes_paper_effect():
+    # many precise seeds, no effect: the paper's +0.03 is outside the CI
+    r = _unpaired(0.0, n=30, sd=0.01)
+    assert S.verdict(r)["verdict"] == "inconclusive"
+    v = S.verdict(r, smallest_effect_of_interest=0.03)
+    assert v["verdict"] == "not reproduced" and "excludes" in v["reason"]
+    # a paper effect inside the CI does not allow that conclusion
+    assert S.verdict(r, smallest_effect_of_interest=0.001)["verdict"] == "inconclusive"
+
+
+def test_verdict_too_few_seeds():
+    r = _unpaired(0.5, n=5)          # d = 0.5, MDE at n = 5 is 1.72
+    v = S.verdict(r)
+    assert v["verdict"] == "inconclusive" and v["reason"].startswith("too few seeds")
+    assert str(S.seeds_needed_unpaired(0.5)) in v["reason"]
+    # with a smaller MDE supplied by the caller the same effect is no longer "too few seeds"
+    assert S.verdict(r, mde_metric_units=0.1)["reason"].startswith("no effect detected")
+
+
+def test_verdict_no_effect_detected():
+    v = S.verdict(_unpaired(-0.3, n=5))
+    assert v["verdict"] == "inconclusive" and v["reason"].startswith("no effect detected")
+
+
+def test_verdict_not_computable():
+    v = S.verdict(S.compare([0.5, 0.5], [0.5, 0.5]))
+    assert v["verdict"] == "inconclusive" and v["reason"].startswith("not computable")
+
+
+# ---------------------------------------------------------------- bias ratio
+
+def test_bias_ratio_known_values():
+    assert S.bias_ratio(1) == pytest.approx(3.16, abs=0.005)
+    assert S.bias_ratio(12) == pytest.approx(6.57, abs=0.005)
+    assert S.bias_ratio(234) == pytest.approx(2.19, abs=0.005)
+    assert S.bias_ratio(96) == pytest.approx(3.30, abs=0.005)
+    t = np.arange(1, 2000)
+    r = S.bias_ratio(t)
+    assert r.shape == t.shape and t[np.argmax(r)] == 12
+    assert S.bias_ratio(1e6) == pytest.approx(1.0, abs=1e-6)   # correction vanishes late in training
+
+
+# ---------------------------------------------------------------- expected max performance
+
+VAL = [0.60, 0.70, 0.70, 0.55, 0.80, 0.80, NAN]
+TEST = [0.58, 0.72, 0.64, 0.50, 0.75, 0.81, 0.99]   # the NaN-val run must never win
+
+
+def test_expected_max_k1_is_mean_test():
+    assert S.expected_max_closed_form(VAL, TEST, 1) == pytest.approx(np.mean(TEST))
+    df = S.expected_max_performance(VAL, TEST, [1], n_draws=20000, seed=0)
+    se = df["std_test"].iloc[0] / math.sqrt(20000)
+    assert abs(df["mean_test"].iloc[0] - np.mean(TEST)) < 4 * se
+
+
+def test_expected_max_closed_form_ties_and_large_k():
+    # best val is tied at 0.80: the chosen run is either with equal probability
+    assert S.expected_max_closed_form(VAL, TEST, 200) == pytest.approx((0.75 + 0.81) / 2, abs=1e-6)
+    # hand calculation for k = 2 on three runs without ties: P = 1/9, 3/9, 5/9
+    assert S.expected_max_closed_form([0.1, 0.3, 0.2], [1.0, 3.0, 2.0], 2) == pytest.approx((1 + 2 * 3 + 3 * 5) / 9)
+
+
+def test_expected_max_monte_carlo_agrees_with_closed_form():
+    ks = [1, 2, 3, 5, 10]
+    df = S.expected_max_performance(VAL, TEST, ks, n_draws=20000, seed=0)
+    assert list(df.columns) == ["k", "mean_test", "std_test", "mean_val", "std_val"]
+    assert df["k"].tolist() == ks
+    for _, row in df.iterrows():
+        exact = S.expected_max_closed_form(VAL, TEST, int(row["k"]))
+        se = row["std_test"] / math.sqrt(20000)
+        assert abs(row["mean_test"] - exact) < 4 * se + 1e-12, row["k"]
+    # best-of-k validation can only improve with k (finite validation scores only)
+    finite = S.expected_max_performance(VAL[:-1], TEST[:-1], ks, n_draws=2000, seed=0)
+    assert finite["mean_val"].is_monotonic_increasing
+    # a run with NaN validation is chosen only if all k draws are that run: NaN propagates at small k
+    assert math.isnan(df["mean_val"].iloc[0]) and not math.isnan(df["mean_val"].iloc[-1])
+    # reproducible
+    again = S.expected_max_performance(VAL, TEST, ks, n_draws=20000, seed=0)
+    assert again.equals(df)
+
+
+# ---------------------------------------------------------------- Table 1 marking
+
+def test_mark_best_and_equivalent_known_answer():
+    z1, z2 = _standardized(20, 31), _standardized(20, 32)
+    groups = {"std_3ep": 0.60 + 0.02 * z1,       # 5 sd below: significantly worse
+              "std_longer": 0.695 + 0.02 * z2,   # 0.25 sd below at n = 20: not significant
+              "reinit_3ep": 0.70 + 0.02 * z1,    # best
+              "reinit_longer": np.append(0.68 + 0.02 * z2, NAN)}   # 1 sd below: significant
+    m = S.mark_best_and_equivalent(groups)
+    assert [k for k, v in m.items() if v["best"]] == ["reinit_3ep"]
+    assert m["std_longer"]["equivalent"] and not m["std_3ep"]["equivalent"]
+    assert not m["reinit_longer"]["equivalent"]
+    assert not m["reinit_3ep"]["equivalent"] and math.isnan(m["reinit_3ep"]["p_vs_best"])
+    expected = st.ttest_ind_from_stats(0.70, 0.02, 20, 0.695, 0.02, 20, alternative="greater").pvalue
+    assert m["std_longer"]["p_vs_best"] == pytest.approx(expected)
+    assert m["reinit_longer"]["p_vs_best"] < 0.05
+
+
+def test_mark_best_alpha_is_a_parameter():
+    z1, z2 = _standardized(20, 31), _standardized(20, 32)
+    groups = {"a": 0.70 + 0.02 * z1, "b": 0.68 + 0.02 * z2}
+    assert not S.mark_best_and_equivalent(groups)["b"]["equivalent"]
+    assert S.mark_best_and_equivalent(groups, alpha=0.001)["b"]["equivalent"]

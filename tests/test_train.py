@@ -1,0 +1,478 @@
+"""The training loop: pairing of conditions by seed, micro-batching, drift, the evaluation schedule,
+checkpoint selection, determinism, and a complete tiny run of every mirrored task."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import pipeline.train as train_mod
+from pipeline import seeds
+from pipeline.drift import layer_drift, snapshot
+from pipeline.features import Examples, micro_batches
+from pipeline.io import atomic_write_csv, atomic_write_json
+from pipeline.model import block_of
+from pipeline.optim import linear_schedule
+from pipeline.tasks import task_spec
+from pipeline.train import batch_order, build_model, eval_steps, evaluate, run, total_steps
+
+METRIC_RANGE = {"accuracy": (0, 1), "f1": (0, 1), "mcc": (-1, 1), "pearson": (-1, 1), "spearman": (-1, 1)}
+
+
+@pytest.fixture(scope="module")
+def runs(settings, tiny_features):
+    """run(task, **overrides) -> RunResult, each distinct run computed once per module (keep_state on)."""
+    cache = {}
+
+    def get(task="rte", tag="", val_source="dev_half", **over):
+        key = (task, tag, val_source, tuple(sorted(over.items())))
+        if key not in cache:
+            s = settings(task, **over)
+            feats = tiny_features(task, val_source=val_source)
+            t0 = time.perf_counter()
+            result = run(s, feats, keep_state=True)
+            cache[key] = (s, result, time.perf_counter() - t0)
+        return cache[key]
+
+    return get
+
+
+def _head(model):
+    return {k: v.detach().clone() for k, v in model.classifier.state_dict().items()}
+
+
+# ---- pairing ----------------------------------------------------------------------------------
+
+def test_batch_order_is_a_function_of_the_data_seed(settings):
+    n, bs, total = 30, 8, 13
+    a = settings("rte", seed=3)
+    b = settings("rte", seed=3, bias_correction=False)
+    c = settings("rte", seed=3, reinit_layers=2, reinit_pooler=True)
+    orders = []
+    for s in (a, b, c):
+        torch.manual_seed(len(orders))  # the global RNG plays no part
+        orders.append(batch_order(n, bs, total, seeds.generator("batch_order", s["data_seed"])))
+    assert orders[0] == orders[1] == orders[2]
+    changed = batch_order(n, bs, total, seeds.generator("batch_order", settings("rte", seed=3, data_seed=4)["data_seed"]))
+    assert changed != orders[0]
+    init_changed = settings("rte", seed=3, init_seed=99)
+    assert batch_order(n, bs, total, seeds.generator("batch_order", init_changed["data_seed"])) == orders[0]
+
+
+def test_batch_order_epochs():
+    n, bs = 30, 8
+    order = batch_order(n, bs, 13, seeds.generator("batch_order", 0))
+    assert len(order) == 13
+    per_epoch = math.ceil(n / bs)
+    assert [len(b) for b in order[:per_epoch]] == [8, 8, 8, 6]  # the last batch is smaller, none dropped
+    for e in range(3):  # each full epoch is a permutation of the training set
+        epoch = [i for b in order[e * per_epoch:(e + 1) * per_epoch] for i in b]
+        assert sorted(epoch) == list(range(n))
+    first = [i for b in order[:per_epoch] for i in b]
+    second = [i for b in order[per_epoch:2 * per_epoch] for i in b]
+    assert first != second  # a fresh shuffle each epoch
+
+
+def test_head_paired_across_conditions(settings):
+    spec = task_spec("rte")
+    base = settings("rte", seed=3)
+    torch.manual_seed(0)
+    m_base = build_model(base, spec)
+    torch.manual_seed(1)  # whatever the global RNG, the head comes from its own stream
+    m_reinit = build_model(settings("rte", seed=3, reinit_layers=2, reinit_pooler=True), spec)
+    m_bertadam = build_model(settings("rte", seed=3, bias_correction=False), spec)
+    m_data = build_model(settings("rte", seed=3, data_seed=11), spec)
+    m_init = build_model(settings("rte", seed=4), spec)
+    h = _head(m_base)
+    for other in (m_reinit, m_bertadam, m_data):
+        o = _head(other)
+        assert all(torch.equal(h[k], o[k]) for k in h)
+    assert not torch.equal(h["weight"], _head(m_init)["weight"])
+    # the conditions differ only in what they change: Re-init touched the top 2 blocks and the pooler
+    sb, sr = snapshot(m_base), snapshot(m_reinit)
+    for name in sb:
+        touched = name.startswith(("bert.encoder.layer.4.", "bert.encoder.layer.5.", "bert.pooler."))
+        if touched and name.endswith("weight") and "LayerNorm" not in name:
+            assert not torch.equal(sb[name], sr[name]), name
+        elif not touched:
+            assert torch.equal(sb[name], sr[name]), name
+    assert all(torch.equal(sb[k], v) for k, v in snapshot(m_bertadam).items())
+
+
+def test_paired_runs_share_the_first_step(runs):
+    """Same seed, two conditions: identical head, batch and dropout masks, so step 1's loss and
+    gradient norm (computed before the optimisers act) are bit-identical; a new data_seed changes them."""
+    _, a, _ = runs("rte", bias_correction=True)
+    _, b, _ = runs("rte", bias_correction=False)
+    _, c, _ = runs("rte", data_seed=5)
+    first = ["train_loss", "grad_norm"]
+    assert a.curve.loc[0, first].tolist() == b.curve.loc[0, first].tolist()
+    assert a.curve.loc[0, "train_loss"] != c.curve.loc[0, "train_loss"]
+    assert not a.curve["train_loss"].equals(b.curve["train_loss"])  # the optimisers then differ
+
+
+# ---- micro-batching ----------------------------------------------------------------------------
+
+def _grads(model, batches, n_total, spec):
+    model.zero_grad(set_to_none=True)
+    loss_fn = torch.nn.MSELoss(reduction="sum") if spec.is_regression else torch.nn.CrossEntropyLoss(reduction="sum")
+    total = 0.0
+    for b in batches:
+        b = dict(b)
+        labels = b.pop("labels")
+        logits = model(**b).logits
+        loss = (loss_fn(logits[:, 0], labels) if spec.is_regression else loss_fn(logits, labels)) / n_total
+        loss.backward()
+        total += float(loss.detach())
+    return total, {n: p.grad.detach().double().clone() for n, p in model.named_parameters()}
+
+
+def _pad_to(batch, width):
+    out = {}
+    for k, v in batch.items():
+        if k == "labels":
+            out[k] = v
+        else:
+            out[k] = torch.nn.functional.pad(v, (0, width - v.shape[1]), value=0)
+    return out
+
+
+def _rel(g1, g2):
+    num = sum(float((g1[k] - g2[k]).pow(2).sum()) for k in g1) ** 0.5
+    den = sum(float(g1[k].pow(2).sum()) for k in g1) ** 0.5
+    return num / den
+
+
+@pytest.mark.parametrize("task,dropout_off", [("rte", "dropout0"), ("sts-b", "eval")])
+def test_micro_batch_gradient_equals_whole_batch(settings, tiny_features, task, dropout_off):
+    spec = task_spec(task)
+    s = settings(task, dropout=0.0) if dropout_off == "dropout0" else settings(task)
+    model = build_model(s, spec)
+    model.train() if dropout_off == "dropout0" else model.eval()
+    ex = Examples(tiny_features(task)["train"])
+    idx = list(range(16))
+    budget = 3 * int(ex.lengths[idx].max())
+    mbs = micro_batches(idx, ex.lengths, budget)
+    assert len(mbs) >= 3
+    assert sorted(i for mb in mbs for i in mb) == idx  # a partition of the optimiser batch
+    for mb in mbs:
+        widths = [int(ex.lengths[i]) for i in mb]
+        assert max(widths) * len(mb) <= budget or len(mb) == 1
+    lengths_in_order = [int(ex.lengths[i]) for mb in mbs for i in mb]
+    assert lengths_in_order == sorted(lengths_in_order, reverse=True)  # length-sorted
+
+    whole_loss, whole = _grads(model, [ex.batch(idx)], len(idx), spec)
+    micro_loss, micro = _grads(model, [ex.batch(mb) for mb in mbs], len(idx), spec)
+    padded_loss, padded = _grads(model, [_pad_to(ex.batch(idx), s["max_seq_length"])], len(idx), spec)
+    assert ex.batch(idx)["input_ids"].shape[1] == int(ex.lengths[idx].max())  # padded to its own longest
+    assert _rel(whole, micro) < 1e-5
+    assert _rel(whole, padded) < 1e-5
+    assert micro_loss == pytest.approx(whole_loss, rel=1e-5)
+    assert padded_loss == pytest.approx(whole_loss, rel=1e-5)
+    # the mean over micro-batches instead of over the optimiser batch would be a different gradient
+    wrong_loss, wrong = _grads(model, [ex.batch(mbs[0])], len(mbs[0]), spec)
+    assert _rel(whole, wrong) > 1e-3
+
+
+def test_micro_batch_budget_zero_is_one_batch():
+    lengths = torch.tensor([5, 9, 3, 7])
+    assert micro_batches([2, 0, 3], lengths, 0) == [[2, 0, 3]]
+    assert micro_batches([0, 1, 2, 3], lengths, 18) == [[1, 3], [0, 2]]
+    assert micro_batches([0, 1], lengths, 4) == [[1], [0]]  # an example longer than the budget: alone
+
+
+def test_micro_batched_run_equals_whole_batch_run(runs):
+    """In the engine's own loop (dropout 0): the same curve with and without micro-batching."""
+    _, whole, _ = runs("rte", dropout=0.0, micro_batch_tokens=0)
+    _, micro, _ = runs("rte", dropout=0.0, micro_batch_tokens=64)
+    for col in ("train_loss", "grad_norm"):
+        np.testing.assert_allclose(micro.curve[col].to_numpy(), whole.curve[col].to_numpy(), rtol=1e-4)
+    assert micro.curve.loc[0, "grad_norm"] == pytest.approx(whole.curve.loc[0, "grad_norm"], rel=1e-5)
+
+
+# ---- drift -------------------------------------------------------------------------------------
+
+def tiny_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                     intermediate_size=24, max_position_embeddings=16)
+    return BertForSequenceClassification(cfg)
+
+
+def test_layer_drift_blocks_are_root_sum_of_squares():
+    model = tiny_bert()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    zero = layer_drift(initial, model)
+    assert (zero["l2"] == 0).all() and (zero["rel"].fillna(0) == 0).all()  # zero at step 0
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=g))
+    df = layer_drift(initial, model)
+    blocks, tensors = df[df.level == "block"], df[df.level == "tensor"]
+    params = dict(model.named_parameters())
+    assert set(tensors["name"]) == set(params)
+    for r in tensors.itertuples():
+        expected = float((params[r.name].detach().double() - initial[r.name].double()).norm())
+        assert r.l2 == pytest.approx(expected, rel=1e-12)
+        assert r.block == block_of(r.name, model)
+    assert list(blocks["name"]) == ["embeddings", "block0", "block1", "block2", "pooler", "head"]
+    for r in blocks.itertuples():
+        members = [n for n in params if block_of(n, model) == r.name]
+        expected = math.sqrt(sum(float((params[n].detach().double() - initial[n].double()).pow(2).sum())
+                                 for n in members))
+        norm = math.sqrt(sum(float(initial[n].double().pow(2).sum()) for n in members))
+        assert r.l2 == pytest.approx(expected, rel=1e-12)
+        assert r.l2 == pytest.approx(math.sqrt((tensors[tensors.block == r.name]["l2"] ** 2).sum()), rel=1e-12)
+        assert r.rel == pytest.approx(expected / norm, rel=1e-12)
+
+
+def test_run_drift(runs, settings):
+    s, result, _ = runs("rte")
+    drift = result.drift
+    assert list(drift.columns) == ["step", "level", "name", "l2", "rel"]
+    total = result.record["total_steps"]
+    step0 = drift[drift.step == 0]
+    assert len(step0) == 9 and (step0["level"] == "block").all() and (step0["l2"] == 0).all()
+    assert sorted(drift[drift.level == "block"]["step"].unique()) == [0] + result.record["eval_steps"]
+    final_blocks = drift[(drift.level == "block") & (drift.step == total)].set_index("name")
+    final_tensors = drift[(drift.level == "tensor") & (drift.step == total)]
+    # an independent computation from the start (rebuilt from the same seeds) and the final weights
+    start = snapshot(build_model(s, task_spec("rte")))
+    final = result.state_dict
+    assert set(final_tensors["name"]) == set(start)
+    for r in final_tensors.itertuples():
+        d = float((final[r.name].double() - start[r.name].double()).norm())
+        assert r.l2 == pytest.approx(d, rel=1e-6, abs=1e-9), r.name
+    by_block = {}
+    for name in start:
+        b = _block(name)
+        by_block[b] = by_block.get(b, 0.0) + float((final[name].double() - start[name].double()).pow(2).sum())
+    assert set(final_blocks.index) == set(by_block)
+    for b, v in by_block.items():
+        assert final_blocks.loc[b, "l2"] == pytest.approx(math.sqrt(v), rel=1e-6)
+    assert (final_blocks["l2"] > 0).all()
+
+
+class _Named:
+    base_model_prefix = "bert"
+
+
+def _block(name):
+    return block_of(name, _Named())
+
+
+# ---- evaluation schedule and selection ----------------------------------------------------------
+
+@pytest.mark.parametrize("total,n,expected", [
+    (234, 10, list(range(23, 231, 23)) + [234]),
+    (540, 10, list(range(54, 541, 54))),
+    (96, 10, list(range(9, 91, 9)) + [96]),
+    (345, 10, list(range(34, 341, 34)) + [345]),
+    (4, 2, [2, 4]),
+    (5, 2, [2, 4, 5]),
+    (3, 10, [1, 2, 3]),
+    (1, 1, [1]),
+])
+def test_eval_steps(total, n, expected):
+    assert eval_steps(total, n) == expected
+
+
+def test_total_steps():
+    assert total_steps(2490, {"batch_size": 32, "epochs": 3, "max_steps": None}) == 234
+    assert total_steps(1000, {"batch_size": 32, "epochs": 3, "max_steps": None}) == 96
+    assert total_steps(1000, {"batch_size": 32, "epochs": 3, "max_steps": 200}) == 200
+
+
+def test_curve_and_record_structure(runs):
+    s, result, _ = runs("rte")
+    rec, curve = result.record, result.curve
+    total = rec["total_steps"]
+    assert total == math.ceil(32 / 8) == len(curve)
+    assert curve["step"].tolist() == list(range(1, total + 1))
+    assert rec["eval_steps"] == eval_steps(total, s["num_evals"])
+    warmup = int(s["warmup_ratio"] * total)
+    assert rec["warmup_steps"] == warmup
+    expected_lr = [s["lr"] * linear_schedule(k - 1, total, warmup) for k in curve["step"]]
+    np.testing.assert_allclose(curve["lr"].to_numpy(), expected_lr, rtol=1e-12)
+    evaluated = curve["val_accuracy"].notna()
+    assert curve.loc[evaluated, "step"].tolist() == rec["eval_steps"]
+    assert np.isfinite(curve["train_loss"]).all() and (curve["grad_norm"] > 0).all()
+    assert (rec["n_train"], rec["n_val"], rec["n_test"]) == (32, 16, 40)
+    assert rec["init_seed"] == rec["data_seed"] == 0
+
+
+def test_last_and_best_test_metrics_come_from_the_right_weights(runs, settings, tiny_features):
+    """test_last is the final weights' test score (re-evaluated here from the kept state)."""
+    s, result, _ = runs("rte")
+    model = build_model(s, task_spec("rte"))
+    model.load_state_dict(result.state_dict)
+    scores, pred = evaluate(model, Examples(tiny_features("rte")["test"]), task_spec("rte"), torch.device("cpu"),
+                            s["eval_batch_tokens"])
+    assert scores == result.record["test_last"]
+    assert result.record["val_last"] == {"accuracy": result.curve["val_accuracy"].iloc[-1]}
+
+
+def _scripted_run(monkeypatch, settings, tiny_features, task, scores):
+    """Run with the validation scores replaced by a script; every evaluation records a fingerprint of the
+    weights it saw, so the test evaluations can be matched to the validation ones."""
+    real = train_mod.evaluate
+    calls = []
+    feats = tiny_features(task)
+    n_val = len(feats["val"]["labels"])
+    script = list(scores)
+    sel = task_spec(task).selection_metric
+
+    def fake(model, examples, spec, device, budget):
+        weights = float(sum(p.detach().double().sum() for p in model.parameters()))
+        metrics, pred = real(model, examples, spec, device, budget)
+        if len(examples) == n_val:
+            metrics = {**metrics, sel: script.pop(0)}
+            calls.append(("val", weights))
+        else:
+            calls.append(("test", weights))
+        return metrics, pred
+
+    monkeypatch.setattr(train_mod, "evaluate", fake)
+    s = settings(task, num_evals=4)
+    return run(s, feats), calls
+
+
+@pytest.mark.parametrize("scores,best", [([0.5, 0.7, 0.7, 0.6], 2), ([0.5, 0.5, 0.5, 0.5], 1),
+                                         ([0.1, 0.2, 0.3, 0.4], 4), ([float("nan"), 0.3, 0.2, 0.1], 2),
+                                         ([0.3, float("nan"), 0.4, 0.2], 3)])
+def test_best_checkpoint_selection(monkeypatch, settings, tiny_features, scores, best):
+    result, calls = _scripted_run(monkeypatch, settings, tiny_features, "rte", scores)
+    rec = result.record
+    assert rec["eval_steps"] == [1, 2, 3, 4]
+    assert rec["best_step"] == best  # strict improvement, first best kept, NaN never preferred
+    val_weights = [w for kind, w in calls if kind == "val"]
+    test_weights = [w for kind, w in calls if kind == "test"]
+    assert test_weights[0] == val_weights[-1]  # test_last: the final weights
+    assert test_weights[-1] == val_weights[best - 1]  # test_best: the best checkpoint's weights
+    assert len(test_weights) == (1 if best == 4 else 2)
+    if best == 4:
+        assert rec["test_best"] == rec["test_last"]
+
+
+def test_all_nan_validation_is_recorded_not_fatal(monkeypatch, settings, tiny_features):
+    result, _ = _scripted_run(monkeypatch, settings, tiny_features, "rte", [float("nan")] * 4)
+    rec = result.record
+    assert rec["best_step"] in (1, 2, 3, 4)
+    assert math.isnan(rec["val_best"]["accuracy"]) and math.isnan(rec["val_last"]["accuracy"])
+
+
+class _Constant(torch.nn.Module):
+    def __init__(self, n_out):
+        super().__init__()
+        self.n_out = n_out
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
+        class Out:
+            pass
+
+        out = Out()
+        out.logits = torch.ones(input_ids.shape[0], self.n_out) * torch.arange(self.n_out) + self.w
+        return out
+
+
+def test_constant_predictions_give_nan_not_a_crash(tiny_features, tmp_path):
+    spec = task_spec("sts-b")
+    ex = Examples(tiny_features("sts-b")["val"])
+    scores, pred = evaluate(_Constant(1), ex, spec, torch.device("cpu"), 64)
+    assert set(scores) == {"spearman", "pearson"} and all(math.isnan(v) for v in scores.values())
+    assert len(pred) == len(ex)
+    atomic_write_json(tmp_path / "r.json", {"val": scores})  # JSON has no NaN: written as null
+    assert json.loads((tmp_path / "r.json").read_text()) == {"val": {"pearson": None, "spearman": None}}
+    spec = task_spec("cola")
+    scores, pred = evaluate(_Constant(2), Examples(tiny_features("cola")["val"]), spec, torch.device("cpu"), 64)
+    assert scores == {"mcc": 0.0} and set(pred.tolist()) == {1}
+
+
+def test_predictions_in_split_order(runs, tiny_features):
+    """predict() sorts by length internally; predictions must come back in the split's order."""
+    s, result, _ = runs("rte")
+    spec = task_spec("rte")
+    model = build_model(s, spec)
+    model.load_state_dict(result.state_dict)
+    model.eval()
+    feats = tiny_features("rte")["test"]
+    ex = Examples(feats)
+    pred = train_mod.predict(model, ex, torch.device("cpu"), 4096)
+    with torch.no_grad():
+        one_by_one = [int(model(**{k: v for k, v in ex.batch([i]).items() if k != "labels"}).logits.argmax(-1))
+                      for i in range(len(ex))]
+    assert pred.tolist() == one_by_one
+
+
+# ---- determinism -----------------------------------------------------------------------------
+
+def _files(result, folder):
+    rec = {k: result.record[k] for k in ("val_best", "val_last", "test_best", "test_last", "best_step",
+                                         "spread_best", "spread_last", "majority_test", "eval_steps")}
+    atomic_write_json(folder / "record.json", rec)
+    atomic_write_csv(folder / "curve.csv", result.curve)
+    atomic_write_csv(folder / "drift.csv", result.drift)
+    return {name: (folder / name).read_bytes() for name in ("record.json", "curve.csv", "drift.csv")}
+
+
+def test_determinism(runs, settings, tiny_features, tmp_path):
+    s, first, _ = runs("rte")
+    second = run(settings("rte"), tiny_features("rte"), keep_state=True)  # dropout on, as in a study
+    pd.testing.assert_frame_equal(first.curve, second.curve, check_exact=True)
+    pd.testing.assert_frame_equal(first.drift, second.drift, check_exact=True)
+    for key in ("val_best", "val_last", "test_best", "test_last", "best_step", "spread_best", "spread_last"):
+        assert first.record[key] == second.record[key], key
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert _files(first, tmp_path / "a") == _files(second, tmp_path / "b")
+    assert all(torch.equal(first.state_dict[k], second.state_dict[k]) for k in first.state_dict)
+
+
+# ---- a complete tiny run of each mirrored task ---------------------------------------------------
+
+@pytest.mark.parametrize("task,val_source", [("rte", "dev_half"), ("mrpc", "dev_half"), ("sts-b", "dev_half"),
+                                             ("cola", "dev_half"), ("sst-2", "train")])
+def test_tiny_run_every_task(runs, task, val_source):
+    s, result, seconds = runs(task, val_source=val_source)
+    spec = task_spec(task)
+    rec = result.record
+    assert seconds < 60
+    assert rec["task"] == task and rec["metric"] == spec.report_metric
+    assert rec["selection_metric"] == s["selection_metric"]
+    for key in ("val_best", "val_last", "test_best", "test_last"):
+        assert set(rec[key]) == set(spec.metrics), key
+        for m, v in rec[key].items():
+            lo, hi = METRIC_RANGE[m]
+            assert v is not None and (math.isnan(v) or lo <= v <= hi), (key, m, v)
+    # the best step is the first strict maximum of the validation selection metric
+    sel = f"val_{rec['selection_metric']}"
+    evals = result.curve.dropna(subset=[sel]) if not spec.is_regression else result.curve[
+        result.curve["step"].isin(rec["eval_steps"])]
+    expected, best = None, None
+    for r in evals.itertuples():
+        v = getattr(r, sel)
+        if expected is None or (not math.isnan(v) and (best is None or math.isnan(best) or v > best)):
+            expected, best = r.step, v
+    assert rec["best_step"] == expected
+    assert rec["val_best"][rec["selection_metric"]] == pytest.approx(best, nan_ok=True)
+    if spec.is_regression:
+        assert rec["spread_best"]["pred_std"] >= 0 and rec["spread_best"]["pred_major_share"] is None
+        assert rec["majority_test"] == {"spearman": 0.0, "pearson": 0.0}
+    else:
+        assert 0.5 <= rec["spread_best"]["pred_major_share"] <= 1 and rec["spread_best"]["pred_std"] is None
+        assert set(rec["majority_test"]) == set(spec.metrics)
+    assert len(result.curve) == rec["total_steps"] == 4
+    assert np.isfinite(result.curve["train_loss"]).all() and np.isfinite(result.curve["grad_norm"]).all()
+    assert len(result.drift[result.drift.level == "block"]) == 9 * (1 + len(rec["eval_steps"]))
+    assert np.isfinite(result.drift["l2"]).all()
+    assert rec["timing"]["train_examples_per_s"] > 0
