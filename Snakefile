@@ -26,6 +26,9 @@ include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/analysis.smk"
 
+# Cheap stages run where Snakemake runs (the submit node on a cluster), never as cluster jobs.
+localrules: study_config, aggregate, metrics, provenance, select, prepare, runs
+
 
 rule all:
     input:

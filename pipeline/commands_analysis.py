@@ -59,6 +59,7 @@ def register(sub):
     q.set_defaults(fn=cmd_study)
     register_select(sub)
     register_calibration(sub)
+    register_provenance(sub)
     return sub
 
 
@@ -112,3 +113,39 @@ def register_calibration(sub):
     q.add_argument("--margin", type=float, default=0.10)
     q.add_argument("--out", default="results/calibration")
     q.set_defaults(fn=cmd_calibration)
+
+
+def cmd_provenance(a):
+    """provenance.json beside metrics.json: the study's config hash, the code and package versions
+    that made its runs, and hashes of the summary files (kept out of metrics.json on purpose)."""
+    from .aggregate import run_dir
+    from .config import run_grid
+    from .io import atomic_write_json
+    from .provenance import git_info, machine, sha256_file, versions
+
+    cfg = _study(a.study)
+    commits, models, hosts = set(), set(), set()
+    for task, cond, seed in run_grid(cfg):
+        rec = json.loads((run_dir(a.root, task, cond, seed) / "record.json").read_text())
+        git = rec["provenance"]["git"]
+        commits.add((git["commit"], git["dirty"]))
+        models.add((rec["model"]["name"], rec["model"]["weights_sha256"]))
+        hosts.add(rec["provenance"]["machine"]["hostname"])
+    atomic_write_json(a.out, {
+        "config_hash": cfg.get("_config_hash"), "study": cfg["study"]["name"],
+        "n_runs": len(run_grid(cfg)),
+        "run_code_versions": [{"commit": c, "dirty": d} for c, d in sorted(commits, key=str)],
+        "models": [{"name": n, "weights_sha256": h} for n, h in sorted(models, key=str)],
+        "hosts": sorted(hosts),
+        "summary_sha256": {"runs.csv": sha256_file(a.runs), "metrics.json": sha256_file(a.metrics)},
+        "analysis": {"git": git_info(), "versions": versions(), "machine": machine()}})
+
+
+def register_provenance(sub):
+    q = sub.add_parser("provenance", help="provenance.json: config hash, code versions, input hashes")
+    q.add_argument("--study", required=True)
+    q.add_argument("--root", required=True)
+    q.add_argument("--runs", required=True)
+    q.add_argument("--metrics", required=True)
+    q.add_argument("--out", required=True)
+    q.set_defaults(fn=cmd_provenance)

@@ -35,7 +35,20 @@ rule metrics:
         "{PY} -m pipeline metrics --runs {input.runs} --out {output}"
 
 
-ANALYSIS_OUTPUTS = [rules.metrics.output[0], rules.aggregate.output.curves]
+rule provenance:
+    output:
+        f"{ROOT}/provenance.json",
+    input:
+        runs=rules.aggregate.output.runs,
+        metrics=rules.metrics.output[0],
+        study=rules.study_config.output,
+        code=["pipeline/provenance.py", "pipeline/commands_analysis.py"],
+    shell:
+        "{PY} -m pipeline provenance --study {input.study} --root {ROOT} --runs {input.runs} "
+        "--metrics {input.metrics} --out {output}"
+
+
+ANALYSIS_OUTPUTS = [rules.metrics.output[0], rules.aggregate.output.curves, rules.provenance.output[0]]
 
 
 # Pseudo-targets for the DVC stages (dvc.yaml): each DVC stage runs one of these.

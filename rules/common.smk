@@ -7,9 +7,9 @@ from pipeline.tasks import TASKS
 
 # Fine-tune jobs depend on the engine's modules only: editing analysis or figure code never reruns one.
 ENGINE = sorted(f"pipeline/{m}.py" for m in (
-    "__init__", "__main__", "cli", "config", "data", "features", "io", "metrics", "model", "optim",
-    "provenance", "seeds", "splits", "tasks", "train", "drift"))
-DATA_CODE = sorted(f"pipeline/{m}.py" for m in ("data", "splits", "tasks", "io", "metrics", "cli")) + [
+    "runner", "config", "features", "io", "metrics", "model", "optim", "seeds", "splits", "tasks", "train",
+    "drift"))
+DATA_CODE = sorted(f"pipeline/{m}.py" for m in ("prepare", "data", "splits", "tasks", "io", "metrics")) + [
     "pipeline/fingerprints.json"]
 
 DATASETS = sorted({dataset_name(config, t) for t in config["study"]["tasks"]} | set(TASKS))

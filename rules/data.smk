@@ -41,7 +41,7 @@ rule features:
         f"{ROOT}/features/{{task}}/{{tag}}.pt",
     input:
         splits=rules.splits.output,
-        code=["pipeline/features.py", "pipeline/model.py"],
+        code=["pipeline/prepare.py", "pipeline/features.py", "pipeline/model.py"],
     params:
         model=lambda w: FEATURE_MODELS[(w.task, w.tag)],
         glue=lambda w: glue_task_of(config, w.task),

@@ -240,6 +240,10 @@ def test_splits_ignore_every_global_rng(glue_rows, cfg):
         np.random.rand(7)  # disturb the global streams between calls
         torch.rand(7)
     assert outs[0] == outs[1] == outs[2]
+    # a run seed slipped into the settings changes nothing either
+    for run_seed in (0, 7):
+        assert make_splits(train, dev, task_spec("rte"), {**cfg, "seed": run_seed, "data_seed": run_seed,
+                                                          "init_seed": run_seed}) == outs[0]
 
 
 def test_splits_depend_on_their_own_seeds(glue_rows):

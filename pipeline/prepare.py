@@ -1,0 +1,60 @@
+"""The preparation stages: normalised GLUE rows, fixed splits, tokenised features."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("pipeline")
+
+
+def cmd_data(a):
+    from .data import load_rows, write_rows
+    from .io import atomic_write_json
+    from .tasks import dev_split, task_spec
+
+    spec = task_spec(a.task)
+    out = Path(a.out)
+    infos = {}
+    for split in ("train", dev_split(spec.name)):  # the study's labelled dev file is written as dev.jsonl
+        rows, info = load_rows(spec.name, split, a.glue_dir or None)
+        name = "train" if split == "train" else "dev"
+        write_rows(rows, out / f"{name}.jsonl")
+        infos[name] = info
+        log.info("%s/%s: %d rows from %s (verified: %s)", spec.name, split, info["rows"], info["source"],
+                 info["verified"])
+    atomic_write_json(out / "meta.json", {k: {kk: vv for kk, vv in v.items() if kk != "source"}
+                                          for k, v in infos.items()})
+
+
+def cmd_splits(a):
+    from .data import read_rows, write_rows
+    from .io import atomic_write_json
+    from .splits import make_splits, majority_baseline
+    from .tasks import task_spec
+
+    spec = task_spec(a.task)
+    cfg = json.loads(a.settings)
+    src = {"train": read_rows(Path(a.data) / "train.jsonl"), "dev": read_rows(Path(a.data) / "dev.jsonl")}
+    parts = make_splits(src["train"], src["dev"], spec, cfg)
+    meta = {"task": spec.name, "settings": cfg, "sizes": {}, "majority_baseline": {}}
+    for name, ids in parts.items():
+        rows = [(i,) + tuple(src[s][i]) for s, i in ids]
+        write_rows(rows, Path(a.out) / f"{name}.jsonl")
+        meta["sizes"][name] = len(rows)
+        meta["majority_baseline"][name] = majority_baseline(spec, [r[3] for r in rows])
+        meta.setdefault("source", {})[name] = ids[0][0] if ids else None
+    atomic_write_json(Path(a.out) / "meta.json", meta)
+    log.info("%s splits: %s", spec.name, meta["sizes"])
+
+
+def cmd_features(a):
+    import torch
+
+    from .features import build_features
+    from .io import atomic_save
+    from .provenance import sha256_file
+
+    feats = build_features(a.task, Path(a.splits), a.model, a.max_seq_length)
+    feats["split_sha256"] = {s: sha256_file(Path(a.splits) / f"{s}.jsonl") for s in ("train", "val", "test")}
+    atomic_save(a.out, lambda tmp: torch.save(feats, tmp))
