@@ -25,6 +25,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"
 include: "rules/analysis.smk"
+include: "rules/report.smk"
 
 # Cheap stages run where Snakemake runs (the submit node on a cluster), never as cluster jobs.
 localrules: study_config, aggregate, metrics, provenance, select, prepare, runs
@@ -33,4 +34,5 @@ localrules: study_config, aggregate, metrics, provenance, select, prepare, runs
 rule all:
     input:
         ANALYSIS_OUTPUTS,
+        REPORT_OUTPUTS,
     default_target: True

@@ -17,6 +17,7 @@ Claims (tables/claims.*): one row per configured comparison plus the degenerate/
 derived from the RQ 1 comparison. The verdict rule (documented in `CLAIM_RULE`) is applied per task
 after Holm's correction across the tasks of a comparison, then aggregated over tasks.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,10 +49,12 @@ CLAIM_RULE = (
     "effect (too few seeds) or absent (no effect). A claim that a method adds little (expect: no_gain) is "
     "not reproduced when the method is significantly better (Holm), reproduced when it is significantly "
     "worse or the upper interval bound is below the configured margin, otherwise inconclusive. Over tasks: "
-    "reproduced (or not reproduced) when every task says so, otherwise inconclusive with the breakdown.")
+    "reproduced (or not reproduced) when every task says so, otherwise inconclusive with the breakdown."
+)
 
 
 # ---- configuration helpers ----------------------------------------------------------------------
+
 
 def load_reported(path=None) -> dict:
     return yaml.safe_load(Path(path or REPORTED_PATH).read_text())
@@ -91,8 +94,10 @@ def comparison_expect(comp: dict) -> str:
     (or "no gain/effect/difference") is a no_gain claim, every other claim a better claim."""
     if comp.get("expect"):
         if comp["expect"] not in ("better", "no_gain"):
-            raise ValueError(f"analysis.comparisons.{comp.get('name')}.expect: must be better or no_gain, "
-                             f"got {comp['expect']!r}")
+            raise ValueError(
+                f"analysis.comparisons.{comp.get('name')}.expect: must be better or no_gain, "
+                f"got {comp['expect']!r}"
+            )
         return comp["expect"]
     text = str(comp.get("claim", "")).lower()
     return "no_gain" if re.search(r"adds? (little|nothing)|no (gain|effect|difference)", text) else "better"
@@ -138,14 +143,18 @@ def protocol_deviations(cfg: dict, task: str, reported: dict, runs: pd.DataFrame
     kind, glue = paper_key(cfg, task)
     want = 1000 if kind == "train_1k" else None
     if TASKS[glue].large and sp.get("train_size") != 1000:
-        out.append(f"training set {sp.get('train_size') or 'full'} examples (the paper uses {glue} only as a "
-                   f"1,000-example subset)")
+        out.append(
+            f"training set {sp.get('train_size') or 'full'} examples (the paper uses {glue} only as a "
+            f"1,000-example subset)"
+        )
     elif sp.get("train_size") != want:
         paper_n = "1,000" if want else f"the full {TRAIN_ROWS[glue]:,}"
         out.append(f"training set {sp.get('train_size') or 'full'} examples (paper: {paper_n})")
     if sp.get("val_size") is not None or sp.get("test_size") is not None:
-        out.append(f"validation/test halves capped at {sp.get('val_size')}/{sp.get('test_size')} examples "
-                   f"(paper: whole halves)")
+        out.append(
+            f"validation/test halves capped at {sp.get('val_size')}/{sp.get('test_size')} examples "
+            f"(paper: whole halves)"
+        )
     for key in ("lr", "batch_size", "max_seq_length"):
         if proto.get(key) is not None and s.get(key) != proto[key]:
             out.append(f"{key} {s.get(key)} (paper: {proto[key]})")
@@ -153,7 +162,7 @@ def protocol_deviations(cfg: dict, task: str, reported: dict, runs: pd.DataFrame
         out.append(f"{s.get('epochs')} epochs for Standard (paper: {proto.get('epochs')})")
     if runs is not None and len(runs) and "total_steps" in runs.columns:
         steps = runs[(runs["task"] == task) & (runs["condition"] == cond)]["total_steps"]
-        paper_steps = ((reported.get("splits") or {}).get("steps_3_epochs_batch32") or {})
+        paper_steps = (reported.get("splits") or {}).get("steps_3_epochs_batch32") or {}
         ps = paper_steps.get("train_1k") if kind == "train_1k" else paper_steps.get(glue)
         if len(steps) and ps is not None and int(steps.median()) != int(ps):
             out.append(f"{int(steps.median())} optimisation steps for Standard (paper: {ps})")
@@ -162,17 +171,24 @@ def protocol_deviations(cfg: dict, task: str, reported: dict, runs: pd.DataFrame
 
 # ---- degenerate flags and summaries -------------------------------------------------------------
 
+
 def _deg(cfg, task, metric, value, majority, share, pred_std, label_std) -> tuple[bool, str]:
     d = acfg(cfg).get("degenerate") or {}
-    kw = dict(collapse_share=d.get("collapse_share", 0.95), collapse_std_ratio=d.get("collapse_std_ratio", 0.05),
-              rule=degenerate_rule(cfg, task))
+    kw = dict(
+        collapse_share=d.get("collapse_share", 0.95),
+        collapse_std_ratio=d.get("collapse_std_ratio", 0.05),
+        rule=degenerate_rule(cfg, task),
+    )
     if value is None or not np.isfinite(value):
         return True, "nan"
     perf = stats.is_degenerate(metric, value, majority, NAN, NAN, NAN, **kw)
     if perf:
         rule = kw["rule"]
-        return True, (f"below {rule['below']}" if rule else
-                      ("<= 0" if metric in stats.CORRELATION_METRICS else "<= majority"))
+        return True, (
+            f"below {rule['below']}"
+            if rule
+            else ("<= 0" if metric in stats.CORRELATION_METRICS else "<= majority")
+        )
     full = stats.is_degenerate(metric, value, majority, share, pred_std, label_std, **kw)
     return (True, "collapsed") if full else (False, "")
 
@@ -185,29 +201,57 @@ def flag_runs(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     sel = seed_union(cfg, acfg(cfg).get("selection_seeds")) or set()
     flags, reasons, flags_last = [], [], []
     for _, r in out.iterrows():
-        f, why = _deg(cfg, r["task"], r["metric"], r["test_best"], r["majority_test"],
-                      r.get("pred_major_share_best", NAN), r.get("pred_std_best", NAN), r.get("label_std_test", NAN))
-        fl, _ = _deg(cfg, r["task"], r["metric"], r["test_last"], r["majority_test"],
-                     r.get("pred_major_share_last", NAN), r.get("pred_std_last", NAN), r.get("label_std_test", NAN))
+        f, why = _deg(
+            cfg,
+            r["task"],
+            r["metric"],
+            r["test_best"],
+            r["majority_test"],
+            r.get("pred_major_share_best", NAN),
+            r.get("pred_std_best", NAN),
+            r.get("label_std_test", NAN),
+        )
+        fl, _ = _deg(
+            cfg,
+            r["task"],
+            r["metric"],
+            r["test_last"],
+            r["majority_test"],
+            r.get("pred_major_share_last", NAN),
+            r.get("pred_std_last", NAN),
+            r.get("label_std_test", NAN),
+        )
         flags.append(f)
         reasons.append(why)
         flags_last.append(fl)
     out["degenerate"] = pd.Series(flags, index=out.index, dtype=bool)
     out["degenerate_reason"] = reasons
     out["degenerate_last"] = pd.Series(flags_last, index=out.index, dtype=bool)
-    out["degenerate_rule"] = [(f"below {degenerate_rule(cfg, t)['below']}" if degenerate_rule(cfg, t)
-                               else "majority baseline / correlation <= 0, or collapsed") for t in out["task"]]
-    out["seed_role"] = ["report" if (rep is None or int(s) in rep) else ("selection" if int(s) in sel else "other")
-                        for s in out["seed"]]
+    out["degenerate_rule"] = [
+        (
+            f"below {degenerate_rule(cfg, t)['below']}"
+            if degenerate_rule(cfg, t)
+            else "majority baseline / correlation <= 0, or collapsed"
+        )
+        for t in out["task"]
+    ]
+    out["seed_role"] = [
+        "report" if (rep is None or int(s) in rep) else ("selection" if int(s) in sel else "other")
+        for s in out["seed"]
+    ]
     return out
 
 
 def summaries(flagged: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (task, cond), g in flagged.groupby(["task", "condition"], sort=True):
-        row = {"task": task, "condition": cond, "metric": g["metric"].iloc[0],
-               "seed_role": ",".join(sorted(set(g["seed_role"]))),
-               "seeds": " ".join(str(int(s)) for s in sorted(g["seed"]))}
+        row = {
+            "task": task,
+            "condition": cond,
+            "metric": g["metric"].iloc[0],
+            "seed_role": ",".join(sorted(set(g["seed_role"]))),
+            "seeds": " ".join(str(int(s)) for s in sorted(g["seed"])),
+        }
         for col in ("test_best", "test_last", "val_best"):
             for k, v in stats.describe(g[col].to_numpy(dtype=float)).items():
                 row[f"{col}_{k}"] = v
@@ -222,6 +266,7 @@ def summaries(flagged: pd.DataFrame) -> pd.DataFrame:
 
 # ---- comparisons --------------------------------------------------------------------------------
 
+
 def _values(runs, task, cond, col="test_best"):
     g = runs[(runs["task"] == task) & (runs["condition"] == cond)].sort_values("seed")
     return g[col].to_numpy(dtype=float), g["seed"].astype(int).tolist(), g
@@ -231,19 +276,40 @@ def compare_conditions(runs: pd.DataFrame, cfg: dict, task: str, baseline: str, 
     a = acfg(cfg)
     va, sa, _ = _values(runs, task, baseline)
     vb, sb, _ = _values(runs, task, treatment)
-    return stats.compare(va, vb, seeds_a=sa, seeds_b=sb, alpha=a.get("alpha", 0.05), n_boot=a.get("n_boot", 10000),
-                         boot_seed=a.get("boot_seed", 0), alternative="greater", power=a.get("power", 0.8))
+    return stats.compare(
+        va,
+        vb,
+        seeds_a=sa,
+        seeds_b=sb,
+        alpha=a.get("alpha", 0.05),
+        n_boot=a.get("n_boot", 10000),
+        boot_seed=a.get("boot_seed", 0),
+        alternative="greater",
+        power=a.get("power", 0.8),
+    )
 
 
 def _deciding(r: dict, decided_by: str) -> dict:
     if decided_by == "paired_t":
-        return {"ci_low": r["boot_ci_paired_low"], "ci_high": r["boot_ci_paired_high"],
-                "mde": r["mde_paired_metric"], "mde_std": r["mde_paired"], "n": r["n_pairs"],
-                "why": f"paired t-test: both conditions share {r['n_pairs']} seeds (paired by seed)"}
-    return {"ci_low": r["boot_ci_unpaired_low"], "ci_high": r["boot_ci_unpaired_high"],
-            "mde": r["mde_unpaired_metric"], "mde_std": r["mde_unpaired"], "n": min(r["n_a"], r["n_b"]),
-            "why": (f"Student's t-test (the paper's): only {r['n_pairs']} shared seeds, "
-                    f"fewer than {MIN_PAIRS} for a paired test")}
+        return {
+            "ci_low": r["boot_ci_paired_low"],
+            "ci_high": r["boot_ci_paired_high"],
+            "mde": r["mde_paired_metric"],
+            "mde_std": r["mde_paired"],
+            "n": r["n_pairs"],
+            "why": f"paired t-test: both conditions share {r['n_pairs']} seeds (paired by seed)",
+        }
+    return {
+        "ci_low": r["boot_ci_unpaired_low"],
+        "ci_high": r["boot_ci_unpaired_high"],
+        "mde": r["mde_unpaired_metric"],
+        "mde_std": r["mde_unpaired"],
+        "n": min(r["n_a"], r["n_b"]),
+        "why": (
+            f"Student's t-test (the paper's): only {r['n_pairs']} shared seeds, "
+            f"fewer than {MIN_PAIRS} for a paired test"
+        ),
+    }
 
 
 def _category(reason: str) -> str:
@@ -257,20 +323,25 @@ def task_verdict(row: dict, expect: str, alpha: float, margin: float | None) -> 
     """(verdict, category, reason) of one task after Holm; see CLAIM_RULE."""
     p_h, p_ho = row["p_holm"], row["p_opposite_holm"]
     eff, lo, hi, mde = row["effect"], row["ci_low"], row["ci_high"], row["mde_metric"]
-    base = (f"effect {_x(eff)} [{_x(lo)}, {_x(hi)}] (x100), one-tailed p = {_p(row['p_raw'])}, "
-            f"Holm p = {_p(p_h)}, {row['decided_by']}, MDE {_x(mde)}")
+    base = (
+        f"effect {_x(eff)} [{_x(lo)}, {_x(hi)}] (x100), one-tailed p = {_p(row['p_raw'])}, "
+        f"Holm p = {_p(p_h)}, {row['decided_by']}, MDE {_x(mde)}"
+    )
     if expect == "better":
         if np.isfinite(p_h) and p_h < alpha:
             return "reproduced", "", base
         if np.isfinite(p_ho) and p_ho < alpha:
             return "not reproduced", "", f"significant effect opposite to the paper's: {base}"
         if row["stats_verdict"] == "not reproduced":
-            return "not reproduced", "", row["stats_reason"]
+            return "not reproduced", "", row["stats_reason"] + " (effects on the 0-1 scale)"
         if row["stats_verdict"] == "reproduced":
-            return ("inconclusive", "too few seeds",
-                    f"too few seeds: significant before Holm's correction only ({base})")
+            return (
+                "inconclusive",
+                "too few seeds",
+                f"too few seeds: significant before Holm's correction only ({base})",
+            )
         cat = _category(row["stats_reason"])
-        return "inconclusive", cat, row["stats_reason"] + f"; Holm p = {_p(p_h)}"
+        return "inconclusive", cat, row["stats_reason"] + f" (effects on the 0-1 scale); Holm p = {_p(p_h)}"
     # no_gain: the paper says the method adds little over the baseline
     if np.isfinite(p_h) and p_h < alpha:
         return "not reproduced", "", f"the method adds a significant gain: {base}"
@@ -279,12 +350,18 @@ def task_verdict(row: dict, expect: str, alpha: float, margin: float | None) -> 
     if margin is not None and np.isfinite(hi) and hi < margin:
         return "reproduced", "", f"a gain of {_x(margin)} or more is excluded: {base}"
     if not np.isfinite(row["p_raw"]):
-        return "inconclusive", "not computable", row["stats_reason"]
+        return "inconclusive", "not computable", row["stats_reason"] + " (effects on the 0-1 scale)"
     if np.isfinite(eff) and eff > 0 and np.isfinite(mde) and eff < mde:
-        return ("inconclusive", "too few seeds",
-                f"too few seeds: a gain of {_x(eff)} is below the smallest detectable effect {_x(mde)}; {base}")
-    tail = ("no margin configured, so 'adds little' cannot be shown" if margin is None
-            else f"the interval does not exclude a gain of {_x(margin)}")
+        return (
+            "inconclusive",
+            "too few seeds",
+            f"too few seeds: a gain of {_x(eff)} is below the smallest detectable effect {_x(mde)}; {base}",
+        )
+    tail = (
+        "no margin configured, so 'adds little' cannot be shown"
+        if margin is None
+        else f"the interval does not exclude a gain of {_x(margin)}"
+    )
     return "inconclusive", "no effect", f"no effect detected (consistent with the claim; {tail}): {base}"
 
 
@@ -292,8 +369,9 @@ def aggregate_verdict(task_rows: list[dict]) -> tuple[str, str]:
     if not task_rows:
         return "not run", "neither condition pair ran on a report seed set in this study"
     vs = [r["verdict"] for r in task_rows]
-    desc = "; ".join(f"{r['task']}: {r['verdict']}" + (f" ({r['category']})" if r["category"] else "")
-                     for r in task_rows)
+    desc = "; ".join(
+        f"{r['task']}: {r['verdict']}" + (f" ({r['category']})" if r["category"] else "") for r in task_rows
+    )
     if all(v == "reproduced" for v in vs):
         return "reproduced", f"on every task tested ({desc})"
     if all(v == "not reproduced" for v in vs):
@@ -314,31 +392,56 @@ def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
         base, treat = comp["baseline"], comp["treatment"]
         expect = comparison_expect(comp)
         margin = comparison_margin(cfg, comp)
-        tasks = sorted(set(runs.loc[runs["condition"] == base, "task"]) & set(runs.loc[runs["condition"] == treat, "task"]))
+        tasks = sorted(
+            set(runs.loc[runs["condition"] == base, "task"])
+            & set(runs.loc[runs["condition"] == treat, "task"])
+        )
         block = []
         for task in tasks:
             r = compare_conditions(runs, cfg, task, base, treat)
             paper_eff = _paper_effect(reported, cfg, task, base, treat)
             follows = not protocol_deviations(cfg, task, reported, runs)
-            sesoi = paper_eff if (follows and expect == "better" and paper_eff is not None and paper_eff > 0) else None
-            v = stats.verdict(r, alpha=alpha, direction=+1, smallest_effect_of_interest=sesoi,
-                              power=a.get("power", 0.8))
+            sesoi = (
+                paper_eff
+                if (follows and expect == "better" and paper_eff is not None and paper_eff > 0)
+                else None
+            )
+            v = stats.verdict(
+                r, alpha=alpha, direction=+1, smallest_effect_of_interest=sesoi, power=a.get("power", 0.8)
+            )
             d = _deciding(r, v["decided_by"])
             _, _, gb = _values(runs, task, base)
             _, _, gt = _values(runs, task, treat)
-            row = {"comparison": comp.get("name", f"{treat}_vs_{base}"), "rq": comp.get("rq"),
-                   "claim": comp.get("claim", ""), "expect": expect, "margin": margin, "task": task,
-                   "baseline": base, "treatment": treat, **r,
-                   "decided_by": v["decided_by"], "why_test": d["why"], "effect": v["effect"],
-                   "ci_low": d["ci_low"], "ci_high": d["ci_high"], "mde_metric": d["mde"], "mde_std": d["mde_std"],
-                   "p_raw": v["p_paper_direction"], "p_opposite": v["p_opposite_direction"],
-                   "stats_verdict": v["verdict"], "stats_reason": v["reason"],
-                   "n_deg_a": int(gb["degenerate"].sum()) if "degenerate" in gb else NAN,
-                   "n_deg_b": int(gt["degenerate"].sum()) if "degenerate" in gt else NAN,
-                   "paper_effect_x100": paper_eff * 100 if paper_eff is not None else NAN,
-                   "follows_paper_protocol": follows}
+            row = {
+                "comparison": comp.get("name", f"{treat}_vs_{base}"),
+                "rq": comp.get("rq"),
+                "claim": comp.get("claim", ""),
+                "expect": expect,
+                "margin": margin,
+                "task": task,
+                "baseline": base,
+                "treatment": treat,
+                **r,
+                "decided_by": v["decided_by"],
+                "why_test": d["why"],
+                "effect": v["effect"],
+                "ci_low": d["ci_low"],
+                "ci_high": d["ci_high"],
+                "mde_metric": d["mde"],
+                "mde_std": d["mde_std"],
+                "p_raw": v["p_paper_direction"],
+                "p_opposite": v["p_opposite_direction"],
+                "stats_verdict": v["verdict"],
+                "stats_reason": v["reason"],
+                "n_deg_a": int(gb["degenerate"].sum()) if "degenerate" in gb else NAN,
+                "n_deg_b": int(gt["degenerate"].sum()) if "degenerate" in gt else NAN,
+                "paper_effect_x100": paper_eff * 100 if paper_eff is not None else NAN,
+                "follows_paper_protocol": follows,
+            }
             if "degenerate" in gb:
-                row["fisher_p"] = stats.fisher_degenerate(row["n_deg_a"], len(gb), row["n_deg_b"], len(gt), "greater")
+                row["fisher_p"] = stats.fisher_degenerate(
+                    row["n_deg_a"], len(gb), row["n_deg_b"], len(gt), "greater"
+                )
             block.append(row)
         for key, src in (("p_holm", "p_raw"), ("p_opposite_holm", "p_opposite")):
             adj = stats.holm([b[src] for b in block])
@@ -358,7 +461,10 @@ def _paper_effect(reported, cfg, task, base, treat) -> float | None:
         for col, cond in cols.items():
             inv.setdefault(cond, col)
         if base in inv and treat in inv:
-            pa, pb = paper_cell(reported, tname, cfg, task, inv[base]), paper_cell(reported, tname, cfg, task, inv[treat])
+            pa, pb = (
+                paper_cell(reported, tname, cfg, task, inv[base]),
+                paper_cell(reported, tname, cfg, task, inv[treat]),
+            )
             if pa and pb:
                 return (pb[0] - pa[0]) / 100
     return None
@@ -374,39 +480,65 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, comps: pd.DataFrame) -> list
         if comp.get("rq") != 1:
             continue
         base, treat = comp["baseline"], comp["treatment"]
-        tasks = sorted(set(runs.loc[runs["condition"] == base, "task"]) & set(runs.loc[runs["condition"] == treat, "task"]))
+        tasks = sorted(
+            set(runs.loc[runs["condition"] == base, "task"])
+            & set(runs.loc[runs["condition"] == treat, "task"])
+        )
         block = []
         for task in tasks:
             _, sa, ga = _values(runs, task, base)
             _, sb, gb = _values(runs, task, treat)
             ka, kb = int(ga["degenerate"].sum()), int(gb["degenerate"].sum())
             # the share of non-degenerate runs, paired by seed: effect = reduction of the degenerate share
-            ok = stats.compare((~ga["degenerate"]).astype(float).to_numpy(), (~gb["degenerate"]).astype(float).to_numpy(),
-                               seeds_a=sa, seeds_b=sb, alpha=alpha, n_boot=a.get("n_boot", 10000),
-                               boot_seed=a.get("boot_seed", 0), power=a.get("power", 0.8))
+            ok = stats.compare(
+                (~ga["degenerate"]).astype(float).to_numpy(),
+                (~gb["degenerate"]).astype(float).to_numpy(),
+                seeds_a=sa,
+                seeds_b=sb,
+                alpha=alpha,
+                n_boot=a.get("n_boot", 10000),
+                boot_seed=a.get("boot_seed", 0),
+                power=a.get("power", 0.8),
+            )
             dec = "paired_t" if ok["n_pairs"] >= MIN_PAIRS else "student_t"
             d = _deciding(ok, dec)
             r = comps[(comps["comparison"] == comp.get("name")) & (comps["task"] == task)]
             lev = float(r["levene_p"].iloc[0]) if len(r) else NAN
             vr = float(r["var_ratio"].iloc[0]) if len(r) else NAN
-            block.append({"task": task, "k_a": ka, "n_a": len(ga), "k_b": kb, "n_b": len(gb),
-                          "fisher_p": stats.fisher_degenerate(ka, len(ga), kb, len(gb), "greater"),
-                          "fisher_p_opposite": stats.fisher_degenerate(ka, len(ga), kb, len(gb), "less"),
-                          "levene_p": lev, "var_ratio": vr,
-                          "effect": ok["paired_diff_mean"] if dec == "paired_t" else ok["diff"],
-                          "ci_low": d["ci_low"], "ci_high": d["ci_high"], "mde_metric": d["mde"],
-                          "std_a": float(r["std_a"].iloc[0]) if len(r) else NAN,
-                          "std_b": float(r["std_b"].iloc[0]) if len(r) else NAN})
-        for key, src in (("fisher_holm", "fisher_p"), ("fisher_opp_holm", "fisher_p_opposite"),
-                         ("levene_holm", "levene_p")):
+            block.append(
+                {
+                    "task": task,
+                    "k_a": ka,
+                    "n_a": len(ga),
+                    "k_b": kb,
+                    "n_b": len(gb),
+                    "fisher_p": stats.fisher_degenerate(ka, len(ga), kb, len(gb), "greater"),
+                    "fisher_p_opposite": stats.fisher_degenerate(ka, len(ga), kb, len(gb), "less"),
+                    "levene_p": lev,
+                    "var_ratio": vr,
+                    "effect": ok["paired_diff_mean"] if dec == "paired_t" else ok["diff"],
+                    "ci_low": d["ci_low"],
+                    "ci_high": d["ci_high"],
+                    "mde_metric": d["mde"],
+                    "std_a": float(r["std_a"].iloc[0]) if len(r) else NAN,
+                    "std_b": float(r["std_b"].iloc[0]) if len(r) else NAN,
+                }
+            )
+        for key, src in (
+            ("fisher_holm", "fisher_p"),
+            ("fisher_opp_holm", "fisher_p_opposite"),
+            ("levene_holm", "levene_p"),
+        ):
             for b, p in zip(block, stats.holm([b[src] for b in block])):
                 b[key] = p
         for b in block:
-            desc = (f"degenerate {b['k_a']}/{b['n_a']} ({base}) vs {b['k_b']}/{b['n_b']} ({treat}), Fisher p = "
-                    f"{_p(b['fisher_p'])} (Holm {_p(b['fisher_holm'])}); share reduction {_x(b['effect'])} "
-                    f"[{_x(b['ci_low'])}, {_x(b['ci_high'])}] (x100), MDE {_x(b['mde_metric'])}; "
-                    f"std {_x(b['std_a'])} vs {_x(b['std_b'])}, Brown-Forsythe p = {_p(b['levene_p'])} "
-                    f"(Holm {_p(b['levene_holm'])})")
+            desc = (
+                f"degenerate {b['k_a']}/{b['n_a']} ({base}) vs {b['k_b']}/{b['n_b']} ({treat}), Fisher p = "
+                f"{_p(b['fisher_p'])} (Holm {_p(b['fisher_holm'])}); share reduction {_x(b['effect'])} "
+                f"[{_x(b['ci_low'])}, {_x(b['ci_high'])}] (x100), MDE {_x(b['mde_metric'])}; "
+                f"std {_x(b['std_a'])} vs {_x(b['std_b'])}, Brown-Forsythe p = {_p(b['levene_p'])} "
+                f"(Holm {_p(b['levene_holm'])})"
+            )
             fewer = np.isfinite(b["fisher_holm"]) and b["fisher_holm"] < alpha
             less_var = np.isfinite(b["levene_holm"]) and b["levene_holm"] < alpha and b["var_ratio"] < 1
             more_var = np.isfinite(b["levene_holm"]) and b["levene_holm"] < alpha and b["var_ratio"] > 1
@@ -420,15 +552,25 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, comps: pd.DataFrame) -> list
                 cat = "too few seeds" if right_way else "no effect"
                 b.update(verdict="inconclusive", category=cat, reason=f"{cat}: {desc}")
         verdict, why = aggregate_verdict(block)
-        out.append({"rq": 2, "comparison": f"{comp.get('name')}_degenerate_and_spread",
-                    "claim": "Debiasing reduces degenerate runs and the spread across seeds",
-                    "baseline": base, "treatment": treat, "tasks": block, "verdict": verdict, "verdict_reason": why,
-                    "test": "Fisher's exact test on degenerate counts (one-tailed) and Brown-Forsythe (Levene, "
-                            "median-centred) on the spread; Holm across tasks"})
+        out.append(
+            {
+                "rq": 2,
+                "comparison": f"{comp.get('name')}_degenerate_and_spread",
+                "claim": "Debiasing reduces degenerate runs and the spread across seeds",
+                "baseline": base,
+                "treatment": treat,
+                "tasks": block,
+                "verdict": verdict,
+                "verdict_reason": why,
+                "test": "Fisher's exact test on degenerate counts (one-tailed) and Brown-Forsythe (Levene, "
+                "median-centred) on the spread; Holm across tasks",
+            }
+        )
     return out
 
 
 # ---- formatting ---------------------------------------------------------------------------------
+
 
 def _x(v, digits=1) -> str:
     """A 0-1 value as x100 text."""
@@ -485,9 +627,23 @@ def _md_escape(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "≤": r"$\leq$",
-        "–": "--", "✓": r"$\checkmark$", "×": r"$\times$"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "≤": r"$\leq$",
+    "–": "--",
+    "✓": r"$\checkmark$",
+    "×": r"$\times$",
+}
 
 
 def _tex_escape(s: str) -> str:
@@ -497,11 +653,14 @@ def _tex_escape(s: str) -> str:
 class Table:
     """A display table (strings, marked cells) with its title, notes and numeric CSV."""
 
-    def __init__(self, name, title, display: pd.DataFrame, numbers: pd.DataFrame, notes=(), marks=None,
-                 paper_item=""):
+    def __init__(
+        self, name, title, display: pd.DataFrame, numbers: pd.DataFrame, notes=(), marks=None, paper_item=""
+    ):
         self.name, self.title, self.display, self.numbers = name, title, display, numbers
         self.notes = [n for n in notes if n]
-        self.marks = marks if marks is not None else pd.DataFrame(False, index=display.index, columns=display.columns)
+        self.marks = (
+            marks if marks is not None else pd.DataFrame(False, index=display.index, columns=display.columns)
+        )
         self.paper_item = paper_item
 
     def markdown(self) -> str:
@@ -525,10 +684,16 @@ class Table:
 
     def latex(self) -> str:
         cols = list(self.display.columns)
-        out = [f"% {self.title}", "% generated by pipeline/analysis.py; numbers x100 unless noted",
-               r"\begin{table}[t]", r"\centering", r"\small",
-               r"\caption{" + _tex_escape(self.title) + "}", r"\begin{tabular}{" + "l" * max(1, len(cols)) + "}",
-               r"\hline"]
+        out = [
+            f"% {self.title}",
+            "% generated by pipeline/analysis.py; numbers x100 unless noted",
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\small",
+            r"\caption{" + _tex_escape(self.title) + "}",
+            r"\begin{tabular}{" + "l" * max(1, len(cols)) + "}",
+            r"\hline",
+        ]
         if not self.display.empty:
             out.append(" & ".join(_tex_escape(c) for c in cols) + r" \\")
             out.append(r"\hline")
@@ -536,8 +701,11 @@ class Table:
                 cells = []
                 for c in cols:
                     v = _tex_escape(self.display.at[i, c])
-                    cells.append(r"\underline{\textbf{" + v + "}}" if bool(self.marks.at[i, c]) and v not in ("", "--")
-                                 else v)
+                    cells.append(
+                        r"\underline{\textbf{" + v + "}}"
+                        if bool(self.marks.at[i, c]) and v not in ("", "--")
+                        else v
+                    )
                 out.append(" & ".join(cells) + r" \\")
         else:
             out.append(r"\multicolumn{1}{l}{No runs of these conditions on the report seeds.} \\")
@@ -552,21 +720,31 @@ class Table:
         atomic_write_text(d / f"{self.name}.md", self.markdown())
         atomic_write_text(d / f"{self.name}.tex", self.latex())
         atomic_write_csv(d / f"{self.name}.csv", self.numbers)
-        return {"name": self.name, "title": self.title, "paper_item": self.paper_item, "notes": self.notes,
-                "files": {e: f"{self.name}.{e}" for e in ("md", "tex", "csv")}}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "paper_item": self.paper_item,
+            "notes": self.notes,
+            "files": {e: f"{self.name}.{e}" for e in ("md", "tex", "csv")},
+        }
 
 
 def _protocol_notes(cfg, tasks, reported, runs) -> list[str]:
     notes = []
     for t in tasks:
         dev = protocol_deviations(cfg, t, reported, runs)
-        notes.append(f"{t}: follows the paper's protocol; the paper's numbers are directly comparable." if not dev
-                     else f"{t}: NOT the paper's protocol, so the paper's numbers are for reference only: "
-                          + "; ".join(dev) + ".")
+        notes.append(
+            f"{t}: follows the paper's protocol; the paper's numbers are directly comparable."
+            if not dev
+            else f"{t}: NOT the paper's protocol, so the paper's numbers are for reference only: "
+            + "; ".join(dev)
+            + "."
+        )
     return notes
 
 
 # ---- the tables ---------------------------------------------------------------------------------
+
 
 def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
     a = acfg(cfg)
@@ -577,70 +755,163 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
         block = comps[comps["comparison"] == name].to_dict("records") if len(comps) else []
         verdict, why = aggregate_verdict(block)
         expect = comparison_expect(comp)
-        eff = "; ".join(f"{b['task']}: {_x(b['effect'])} [{_x(b['ci_low'])}, {_x(b['ci_high'])}]" for b in block)
+        eff = "; ".join(
+            f"{b['task']}: {_x(b['effect'])} [{_x(b['ci_low'])}, {_x(b['ci_high'])}]" for b in block
+        )
         ps = "; ".join(f"{b['task']}: {_p(b['p_raw'])} (Holm {_p(b['p_holm'])})" for b in block)
         tests = "; ".join(f"{b['task']}: {b['why_test']}" for b in block) or "–"
-        mde = "; ".join(f"{b['task']}: {_x(b['mde_metric'])} (d {b['mde_std']:.2f})"
-                        if np.isfinite(b["mde_std"]) else f"{b['task']}: –" for b in block)
+        mde = "; ".join(
+            f"{b['task']}: {_x(b['mde_metric'])} (d {b['mde_std']:.2f})"
+            if np.isfinite(b["mde_std"])
+            else f"{b['task']}: –"
+            for b in block
+        )
         need = "; ".join(f"{b['task']}: {_int(b['seeds_needed'])}" for b in block)
-        paper = "; ".join(f"{b['task']}: {b['paper_effect_x100']:+.1f}" for b in block
-                          if np.isfinite(b["paper_effect_x100"])) or "–"
-        disp.append({"RQ": comp.get("rq"), "claim (paper)": comp.get("claim", ""),
-                     "comparison": f"{comp['treatment']} vs {comp['baseline']}"
-                                   + (" (claim: adds little)" if expect == "no_gain" else ""),
-                     "paper's effect (x100)": paper, "measured effect (x100) [95% CI]": eff or "–",
-                     "one-tailed p (Holm)": ps or "–", "deciding test and why": tests,
-                     "smallest detectable effect (x100, 80% power)": mde or "–",
-                     "seeds needed for the observed effect": need or "–", "verdict": verdict, "why": why})
+        paper = (
+            "; ".join(
+                f"{b['task']}: {b['paper_effect_x100']:+.1f}"
+                for b in block
+                if np.isfinite(b["paper_effect_x100"])
+            )
+            or "–"
+        )
+        disp.append(
+            {
+                "RQ": comp.get("rq"),
+                "claim (paper)": comp.get("claim", ""),
+                "comparison": f"{comp['treatment']} vs {comp['baseline']}"
+                + (" (claim: adds little)" if expect == "no_gain" else ""),
+                "paper's effect (x100)": paper,
+                "measured effect (x100) [95% CI]": eff or "–",
+                "one-tailed p (Holm)": ps or "–",
+                "deciding test and why": tests,
+                "smallest detectable effect (x100, 80% power)": mde or "–",
+                "seeds needed for the observed effect": need or "–",
+                "verdict": verdict,
+                "why": why,
+            }
+        )
         for b in block:
-            nums.append({"rq": comp.get("rq"), "comparison": name, "claim": comp.get("claim", ""),
-                         "expect": expect, "task": b["task"], "baseline": comp["baseline"],
-                         "treatment": comp["treatment"], "effect": b["effect"], "ci_low": b["ci_low"],
-                         "ci_high": b["ci_high"], "p_raw": b["p_raw"], "p_holm": b["p_holm"],
-                         "decided_by": b["decided_by"], "mde_metric": b["mde_metric"], "mde_std": b["mde_std"],
-                         "seeds_needed": b["seeds_needed"], "paper_effect_x100": b["paper_effect_x100"],
-                         "task_verdict": b["verdict"], "task_reason": b["reason"], "claim_verdict": verdict})
+            nums.append(
+                {
+                    "rq": comp.get("rq"),
+                    "comparison": name,
+                    "claim": comp.get("claim", ""),
+                    "expect": expect,
+                    "task": b["task"],
+                    "baseline": comp["baseline"],
+                    "treatment": comp["treatment"],
+                    "effect": b["effect"],
+                    "ci_low": b["ci_low"],
+                    "ci_high": b["ci_high"],
+                    "p_raw": b["p_raw"],
+                    "p_holm": b["p_holm"],
+                    "decided_by": b["decided_by"],
+                    "mde_metric": b["mde_metric"],
+                    "mde_std": b["mde_std"],
+                    "seeds_needed": b["seeds_needed"],
+                    "paper_effect_x100": b["paper_effect_x100"],
+                    "task_verdict": b["verdict"],
+                    "task_reason": b["reason"],
+                    "claim_verdict": verdict,
+                }
+            )
         if not block:
-            nums.append({"rq": comp.get("rq"), "comparison": name, "claim": comp.get("claim", ""), "expect": expect,
-                         "task": "", "baseline": comp["baseline"], "treatment": comp["treatment"],
-                         "claim_verdict": verdict, "task_reason": why})
+            nums.append(
+                {
+                    "rq": comp.get("rq"),
+                    "comparison": name,
+                    "claim": comp.get("claim", ""),
+                    "expect": expect,
+                    "task": "",
+                    "baseline": comp["baseline"],
+                    "treatment": comp["treatment"],
+                    "claim_verdict": verdict,
+                    "task_reason": why,
+                }
+            )
     for c in rq2:
         b = c["tasks"]
-        disp.append({"RQ": 2, "claim (paper)": c["claim"], "comparison": f"{c['treatment']} vs {c['baseline']}",
-                     "paper's effect (x100)": "RTE: 48% of BERTAdam runs below 55% accuracy; 0 with debiasing",
-                     "measured effect (x100) [95% CI]": "; ".join(
-                         f"{x['task']}: degenerate {x['k_a']}/{x['n_a']} vs {x['k_b']}/{x['n_b']}, share reduction "
-                         f"{_x(x['effect'])} [{_x(x['ci_low'])}, {_x(x['ci_high'])}], std {_x(x['std_a'])} vs "
-                         f"{_x(x['std_b'])}" for x in b) or "–",
-                     "one-tailed p (Holm)": "; ".join(
-                         f"{x['task']}: Fisher {_p(x['fisher_p'])} (Holm {_p(x['fisher_holm'])}), Brown-Forsythe "
-                         f"{_p(x['levene_p'])} (Holm {_p(x['levene_holm'])})" for x in b) or "–",
-                     "deciding test and why": c["test"] + " (counts need an exact test; spread needs a robust "
-                                                          "variance test)",
-                     "smallest detectable effect (x100, 80% power)": "; ".join(
-                         f"{x['task']}: share {_x(x['mde_metric'])} (t-test on 0/1 flags, approximate)" for x in b) or "–",
-                     "seeds needed for the observed effect": "–", "verdict": c["verdict"], "why": c["verdict_reason"]})
+        disp.append(
+            {
+                "RQ": 2,
+                "claim (paper)": c["claim"],
+                "comparison": f"{c['treatment']} vs {c['baseline']}",
+                "paper's effect (x100)": "RTE: 48% of BERTAdam runs below 55% accuracy; 0 with debiasing",
+                "measured effect (x100) [95% CI]": "; ".join(
+                    f"{x['task']}: degenerate {x['k_a']}/{x['n_a']} vs {x['k_b']}/{x['n_b']}, share reduction "
+                    f"{_x(x['effect'])} [{_x(x['ci_low'])}, {_x(x['ci_high'])}], std {_x(x['std_a'])} vs "
+                    f"{_x(x['std_b'])}"
+                    for x in b
+                )
+                or "–",
+                "one-tailed p (Holm)": "; ".join(
+                    f"{x['task']}: Fisher {_p(x['fisher_p'])} (Holm {_p(x['fisher_holm'])}), Brown-Forsythe "
+                    f"{_p(x['levene_p'])} (Holm {_p(x['levene_holm'])})"
+                    for x in b
+                )
+                or "–",
+                "deciding test and why": c["test"] + " (counts need an exact test; spread needs a robust "
+                "variance test)",
+                "smallest detectable effect (x100, 80% power)": "; ".join(
+                    f"{x['task']}: share {_x(x['mde_metric'])} (t-test on 0/1 flags, approximate)" for x in b
+                )
+                or "–",
+                "seeds needed for the observed effect": "–",
+                "verdict": c["verdict"],
+                "why": c["verdict_reason"],
+            }
+        )
         for x in b:
-            nums.append({"rq": 2, "comparison": c["comparison"], "claim": c["claim"], "expect": "better",
-                         "task": x["task"], "baseline": c["baseline"], "treatment": c["treatment"],
-                         "effect": x["effect"], "ci_low": x["ci_low"], "ci_high": x["ci_high"],
-                         "p_raw": x["fisher_p"], "p_holm": x["fisher_holm"], "decided_by": "fisher+brown_forsythe",
-                         "mde_metric": x["mde_metric"], "levene_p": x["levene_p"], "levene_holm": x["levene_holm"],
-                         "k_a": x["k_a"], "n_a": x["n_a"], "k_b": x["k_b"], "n_b": x["n_b"],
-                         "task_verdict": x["verdict"], "task_reason": x["reason"], "claim_verdict": c["verdict"]})
+            nums.append(
+                {
+                    "rq": 2,
+                    "comparison": c["comparison"],
+                    "claim": c["claim"],
+                    "expect": "better",
+                    "task": x["task"],
+                    "baseline": c["baseline"],
+                    "treatment": c["treatment"],
+                    "effect": x["effect"],
+                    "ci_low": x["ci_low"],
+                    "ci_high": x["ci_high"],
+                    "p_raw": x["fisher_p"],
+                    "p_holm": x["fisher_holm"],
+                    "decided_by": "fisher+brown_forsythe",
+                    "mde_metric": x["mde_metric"],
+                    "levene_p": x["levene_p"],
+                    "levene_holm": x["levene_holm"],
+                    "k_a": x["k_a"],
+                    "n_a": x["n_a"],
+                    "k_b": x["k_b"],
+                    "n_b": x["n_b"],
+                    "task_verdict": x["verdict"],
+                    "task_reason": x["reason"],
+                    "claim_verdict": c["verdict"],
+                }
+            )
     disp_df = pd.DataFrame(disp)
     if len(disp_df):
         disp_df = disp_df.sort_values("RQ", kind="stable").reset_index(drop=True)
-    notes = [f"Verdict rule: {CLAIM_RULE}", f"alpha = {alpha} (one-tailed, the paper's level); power "
-             f"{a.get('power', 0.8):.0%}; intervals are paired (or unpaired) bootstrap percentile intervals, "
-             f"{a.get('n_boot')} draws, seed {a.get('boot_seed')}.",
-             "Effects are treatment minus baseline on the test metric of the best-validation checkpoint (x100); "
-             "only runs on the report seed sets enter (" + ", ".join(a.get("report_seeds") or ["all"]) + ").",
-             "'too few seeds' means the observed effect points the paper's way but is below what this many seeds "
-             "can detect; 'no effect' means the observed effect is absent or reversed although the study could "
-             "have detected an effect of the stated size."]
-    return Table("claims", "Claims of the paper: verdicts of this study", disp_df, pd.DataFrame(nums), notes,
-                 paper_item="Sections 4-7 (research questions 1-5)")
+    notes = [
+        f"Verdict rule: {CLAIM_RULE}",
+        f"alpha = {alpha} (one-tailed, the paper's level); power "
+        f"{a.get('power', 0.8):.0%}; intervals are paired (or unpaired) bootstrap percentile intervals, "
+        f"{a.get('n_boot')} draws, seed {a.get('boot_seed')}.",
+        "Effects are treatment minus baseline on the test metric of the best-validation checkpoint (x100); "
+        "only runs on the report seed sets enter (" + ", ".join(a.get("report_seeds") or ["all"]) + ").",
+        "'too few seeds' means the observed effect points the paper's way but is below what this many seeds "
+        "can detect; 'no effect' means the observed effect is absent or reversed although the study could "
+        "have detected an effect of the stated size.",
+    ]
+    return Table(
+        "claims",
+        "Claims of the paper: verdicts of this study",
+        disp_df,
+        pd.DataFrame(nums),
+        notes,
+        paper_item="Sections 4-7 (research questions 1-5)",
+    )
 
 
 def table3_splits(cfg: dict, root, reported: dict) -> Table:
@@ -663,33 +934,65 @@ def table3_splits(cfg: dict, root, reported: dict) -> Table:
             check = "not comparable: halves capped/resampled by this study's splits settings"
         elif implied.get("val") is not None:
             ok = sizes.get("val") == implied.get("val") and sizes.get("test") == implied.get("test")
-            check = (f"matches the paper's implied {implied['val']}/{implied['test']}" if ok else
-                     f"differs from the paper's implied {implied['val']}/{implied['test']}")
+            check = (
+                f"matches the paper's implied {implied['val']}/{implied['test']}"
+                if ok
+                else f"differs from the paper's implied {implied['val']}/{implied['test']}"
+            )
         else:
             check = "no implied sizes to check"
-        row = {"task": ds, "metric": metric,
-               "train (ours)": sizes.get("train", "–"), "train (paper)": p.get("train", "–"),
-               "val (ours)": sizes.get("val", "–"), "val (paper)": p.get("val", "–"),
-               "test (ours)": sizes.get("test", "–"), "test (paper)": p.get("test", "–"),
-               "majority val (ours)": _x((maj.get("val") or {}).get(metric)),
-               "majority val (paper)": f"{p['majority_val']:.1f}" if "majority_val" in p else "–",
-               "majority test (ours)": _x((maj.get("test") or {}).get(metric)),
-               "majority test (paper)": f"{p['majority_test']:.1f}" if "majority_test" in p else "–",
-               "size check": check}
+        row = {
+            "task": ds,
+            "metric": metric,
+            "train (ours)": sizes.get("train", "–"),
+            "train (paper)": p.get("train", "–"),
+            "val (ours)": sizes.get("val", "–"),
+            "val (paper)": p.get("val", "–"),
+            "test (ours)": sizes.get("test", "–"),
+            "test (paper)": p.get("test", "–"),
+            "majority val (ours)": _x((maj.get("val") or {}).get(metric)),
+            "majority val (paper)": f"{p['majority_val']:.1f}" if "majority_val" in p else "–",
+            "majority test (ours)": _x((maj.get("test") or {}).get(metric)),
+            "majority test (paper)": f"{p['majority_test']:.1f}" if "majority_test" in p else "–",
+            "size check": check,
+        }
         disp.append(row)
-        nums.append({"task": ds, "glue_task": glue, "metric": metric, "train": sizes.get("train"),
-                     "val": sizes.get("val"), "test": sizes.get("test"),
-                     "majority_val": (maj.get("val") or {}).get(metric), "majority_test": (maj.get("test") or {}).get(metric),
-                     "paper_train": p.get("train"), "paper_val": p.get("val"), "paper_test": p.get("test"),
-                     "paper_majority_val_x100": p.get("majority_val"), "paper_majority_test_x100": p.get("majority_test"),
-                     "val_source": sp.get("val_source"), "val_cap": sp.get("val_size"), "test_cap": sp.get("test_size"),
-                     "train_size_setting": sp.get("train_size"), "size_check": check})
-    notes = ["Majority baselines: the metric of the always-majority predictor on each half (x100; 0 for "
-             "correlations). Paper column as printed in its Table 3: " + str(t3.get("note", "")),
-             "Our sizes follow this study's splits settings (train_size, val_size, test_size caps); the paper uses "
-             "the whole dev halves and full training sets (1,000 examples for the 1k datasets)."]
-    return Table("table3_splits", "Datasets and splits (paper Table 3)", pd.DataFrame(disp), pd.DataFrame(nums), notes,
-                 paper_item="Table 3")
+        nums.append(
+            {
+                "task": ds,
+                "glue_task": glue,
+                "metric": metric,
+                "train": sizes.get("train"),
+                "val": sizes.get("val"),
+                "test": sizes.get("test"),
+                "majority_val": (maj.get("val") or {}).get(metric),
+                "majority_test": (maj.get("test") or {}).get(metric),
+                "paper_train": p.get("train"),
+                "paper_val": p.get("val"),
+                "paper_test": p.get("test"),
+                "paper_majority_val_x100": p.get("majority_val"),
+                "paper_majority_test_x100": p.get("majority_test"),
+                "val_source": sp.get("val_source"),
+                "val_cap": sp.get("val_size"),
+                "test_cap": sp.get("test_size"),
+                "train_size_setting": sp.get("train_size"),
+                "size_check": check,
+            }
+        )
+    notes = [
+        "Majority baselines: the metric of the always-majority predictor on each half (x100; 0 for "
+        "correlations). Paper column as printed in its Table 3: " + str(t3.get("note", "")),
+        "Our sizes follow this study's splits settings (train_size, val_size, test_size caps); the paper uses "
+        "the whole dev halves and full training sets (1,000 examples for the 1k datasets).",
+    ]
+    return Table(
+        "table3_splits",
+        "Datasets and splits (paper Table 3)",
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+        notes,
+        paper_item="Table 3",
+    )
 
 
 def _cell_stats(runs, task, cond):
@@ -698,14 +1001,38 @@ def _cell_stats(runs, task, cond):
     return d, int(g["degenerate"].sum()) if "degenerate" in g else 0
 
 
+def ordered_columns(name: str, cols: dict, reported: dict) -> dict:
+    """A table's {column: condition} in the paper's column order (study.json sorts keys, so the
+    configured order cannot be relied on); columns the paper does not have follow, alphabetically."""
+    t = reported.get(name) or {}
+    if name == "table1":
+        t = t.get("full") or {}
+    first = next((v for v in t.values() if isinstance(v, dict)), {})
+    order = [c for c in first if c in cols] + sorted(c for c in cols if c not in first)
+    return {c: cols[c] for c in order}
+
+
+def baseline_column(cols: dict, cfg: dict) -> str:
+    """The column the others are tested against in Table 2's layout: 'standard', else the Standard condition."""
+    if "standard" in cols:
+        return "standard"
+    std = roles(cfg)["standard"]
+    return next((c for c, cond in cols.items() if cond == std), next(iter(cols)))
+
+
 def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported: dict, mode: str) -> Table:
     """Table 1 layout (mode 'best': best mean and every mean not significantly worse are marked) or Table 2
     layout (mode 'vs_first': means significantly better than the first column are marked)."""
     a = acfg(cfg)
     alpha = a.get("alpha", 0.05)
-    cols = (spec or {}).get("columns") or {}
-    tasks = sorted({t for t in runs["task"].unique() if any(((runs["task"] == t) & (runs["condition"] == c)).any()
-                                                             for c in cols.values())})
+    cols = ordered_columns(name, (spec or {}).get("columns") or {}, reported)
+    tasks = sorted(
+        {
+            t
+            for t in runs["task"].unique()
+            if any(((runs["task"] == t) & (runs["condition"] == c)).any() for c in cols.values())
+        }
+    )
     disp, nums, marks = [], [], []
     for task in tasks:
         drow, mrow = {"task": task}, {"task": False}
@@ -714,7 +1041,7 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
         if mode == "best":
             mk = stats.mark_best_and_equivalent(present, alpha=alpha) if present else {}
         else:
-            first = next(iter(cols))
+            first = baseline_column(cols, cfg)
             mk = {}
             for col in present:
                 if col == first or first not in present:
@@ -722,8 +1049,13 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
                     continue
                 r = compare_conditions(runs, cfg, task, cols[first], cols[col])
                 v = stats.verdict(r, alpha=alpha, direction=+1)
-                mk[col] = {"better_than_first": bool(np.isfinite(v["p_paper_direction"]) and v["p_paper_direction"] < alpha),
-                           "p_vs_first": v["p_paper_direction"], "test": v["decided_by"]}
+                mk[col] = {
+                    "better_than_first": bool(
+                        np.isfinite(v["p_paper_direction"]) and v["p_paper_direction"] < alpha
+                    ),
+                    "p_vs_first": v["p_paper_direction"],
+                    "test": v["decided_by"],
+                }
         for col, cond in cols.items():
             d, k = _cell_stats(runs, task, cond)
             paper = paper_cell(reported, name, cfg, task, col)
@@ -732,37 +1064,69 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
             drow[f"{col} (ours)"] = _ms_d(d)
             drow[f"{col} (paper)"] = _paper_ms(paper)
             mrow[f"{col} (ours)"], mrow[f"{col} (paper)"] = marked, False
-            nums.append({"task": task, "column": col, "condition": cond, "n": d["n"], "n_nan": d["n_nan"],
-                         "mean": d["mean"], "std": d["std"], "median": d["median"], "min": d["min"], "max": d["max"],
-                         "n_degenerate": k, "best": m.get("best", False), "equivalent": m.get("equivalent", False),
-                         "p_vs_best": m.get("p_vs_best", NAN),
-                         "better_than_first": m.get("better_than_first", False), "p_vs_first": m.get("p_vs_first", NAN),
-                         "paper_mean_x100": paper[0] if paper else NAN, "paper_std_x100": paper[1] if paper else NAN})
+            nums.append(
+                {
+                    "task": task,
+                    "column": col,
+                    "condition": cond,
+                    "n": d["n"],
+                    "n_nan": d["n_nan"],
+                    "mean": d["mean"],
+                    "std": d["std"],
+                    "median": d["median"],
+                    "min": d["min"],
+                    "max": d["max"],
+                    "n_degenerate": k,
+                    "best": m.get("best", False),
+                    "equivalent": m.get("equivalent", False),
+                    "p_vs_best": m.get("p_vs_best", NAN),
+                    "better_than_first": m.get("better_than_first", False),
+                    "p_vs_first": m.get("p_vs_first", NAN),
+                    "paper_mean_x100": paper[0] if paper else NAN,
+                    "paper_std_x100": paper[1] if paper else NAN,
+                }
+            )
         disp.append(drow)
         marks.append(mrow)
     display = pd.DataFrame(disp)
     markdf = pd.DataFrame(marks) if marks else None
     if mode == "best":
-        how = (f"Bold (underlined in LaTeX): the best mean of each row and every mean not significantly worse than "
-               f"it (one-tailed Student's t-test, p >= {alpha}), as the paper marks Table 1.")
+        how = (
+            f"Bold (underlined in LaTeX): the best mean of each row and every mean not significantly worse than "
+            f"it (one-tailed Student's t-test, p >= {alpha}), as the paper marks Table 1."
+        )
     else:
-        how = (f"Bold (underlined in LaTeX): significantly better than the first column (one-tailed; paired t-test "
-               f"when >= {MIN_PAIRS} seeds are shared, else Student's t; p < {alpha}, no multiplicity correction, "
-               f"as the paper marks Table 2).")
-    notes = [how, "Cells: mean ± std over seeds of the test metric at the best-validation checkpoint, x100 (n = runs "
-             "with a finite metric; NaN runs are counted in the degenerate table).",
-             "Column -> condition: " + ", ".join(f"{c} = {cond}" for c, cond in cols.items()) + "."]
+        how = (
+            f"Bold (underlined in LaTeX): significantly better than {baseline_column(cols, cfg)} (one-tailed; paired t-test "
+            f"when >= {MIN_PAIRS} seeds are shared, else Student's t; p < {alpha}, no multiplicity correction, "
+            f"as the paper marks Table 2)."
+        )
+    notes = [
+        how,
+        "Cells: mean ± std over seeds of the test metric at the best-validation checkpoint, x100 (n = runs "
+        "with a finite metric; NaN runs are counted in the degenerate table).",
+        "Column -> condition: " + ", ".join(f"{c} = {cond}" for c, cond in cols.items()) + ".",
+    ]
     notes += _protocol_notes(cfg, tasks, reported, runs)
     item = {"table1": "Table 1", "table2": "Table 2", "table4": "Table 4", "table7": "Table 7"}.get(name, "")
-    return Table(name, (spec or {}).get("title", name), display, pd.DataFrame(nums), notes, marks=markdf,
-                 paper_item=item)
+    return Table(
+        name,
+        (spec or {}).get("title", name),
+        display,
+        pd.DataFrame(nums),
+        notes,
+        marks=markdf,
+        paper_item=item,
+    )
 
 
 def table_optimiser(spec: dict, runs: pd.DataFrame, cfg: dict, reported: dict, comps: pd.DataFrame) -> Table:
     a = acfg(cfg)
     r = roles(cfg)
     base, treat = r["bertadam"], r["debiased"]
-    tasks = sorted(set(runs.loc[runs["condition"] == base, "task"]) & set(runs.loc[runs["condition"] == treat, "task"]))
+    tasks = sorted(
+        set(runs.loc[runs["condition"] == base, "task"]) & set(runs.loc[runs["condition"] == treat, "task"])
+    )
     bc = reported.get("bias_correction") or {}
     disp, nums = [], []
     for task in tasks:
@@ -775,37 +1139,79 @@ def table_optimiser(spec: dict, runs: pd.DataFrame, cfg: dict, reported: dict, c
         kind, glue = paper_key(cfg, task)
         paper = "–"
         if glue == "rte" and kind == "full":
-            paper = (f"BERTAdam degenerate {100 * bc.get('rte_bertadam_degenerate_share', NAN):.0f}% (test acc < 55); "
-                     f"third-party rerun {100 * (reported.get('third_party_replication') or {}).get('rte_bertadam_degenerate_share', NAN):.0f}%")
+            paper = (
+                f"BERTAdam degenerate {100 * bc.get('rte_bertadam_degenerate_share', NAN):.0f}% (test acc < 55); "
+                f"third-party rerun {100 * (reported.get('third_party_replication') or {}).get('rte_bertadam_degenerate_share', NAN):.0f}%"
+            )
         if glue == "mnli" and kind == "full":
             t5 = (reported.get("table5") or {}).get("mnli") or {}
-            paper = (f"full MNLI dev: BERTAdam {_paper_ms(t5.get('bertadam_dev'))}, debiased "
-                     f"{_paper_ms(t5.get('debiased_dev'))} (Table 5)")
-        disp.append({"task": task, f"{base}": _ms_d(da),
-                     f"{base} degenerate": f"{ka}/{na}",
-                     f"{treat}": _ms_d(db), f"{treat} degenerate": f"{kb}/{nb}",
-                     "difference [95% CI]": f"{_x(v['effect'])} [{_x(dd['ci_low'])}, {_x(dd['ci_high'])}]",
-                     "p (test)": f"{_p(v['p_paper_direction'])} ({v['decided_by']})",
-                     "MDE": _x(dd["mde"]), "Fisher p (degenerate)": _p(fisher),
-                     "Brown-Forsythe p (spread)": _p(res["levene_p"]), "paper": paper})
-        nums.append({"task": task, "baseline": base, "treatment": treat, "mean_a": da["mean"], "std_a": da["std"],
-                     "n_a": da["n"], "n_nan_a": da["n_nan"], "n_degenerate_a": ka, "mean_b": db["mean"],
-                     "std_b": db["std"], "n_b": db["n"], "n_nan_b": db["n_nan"], "n_degenerate_b": kb,
-                     "effect": v["effect"], "ci_low": dd["ci_low"], "ci_high": dd["ci_high"],
-                     "p": v["p_paper_direction"], "test": v["decided_by"], "mde_metric": dd["mde"],
-                     "fisher_p": fisher, "levene_p": res["levene_p"], "var_ratio": res["var_ratio"],
-                     "welch_p": res["welch_p"], "mannwhitney_p": res["mannwhitney_p"], "wilcoxon_p": res["wilcoxon_p"],
-                     "paper": paper})
-    notes = ["Means ± std x100 of the test metric at the best-validation checkpoint; degenerate = no better than the "
-             "majority class of the test half (correlation <= 0 or NaN for STS-B/CoLA) or collapsed predictions; "
-             "the paper's RTE rule (accuracy below 55%) where configured.",
-             "Difference = debiased minus BERTAdam (x100), one-tailed p of the deciding test, MDE = smallest "
-             "difference detectable with 80% power at this number of seeds.",
-             "The paper prints no per-task means for this experiment (Fig. 2 only); its one number is the RTE "
-             "degenerate share."]
+            paper = (
+                f"full MNLI dev: BERTAdam {_paper_ms(t5.get('bertadam_dev'))}, debiased "
+                f"{_paper_ms(t5.get('debiased_dev'))} (Table 5)"
+            )
+        disp.append(
+            {
+                "task": task,
+                f"{base}": _ms_d(da),
+                f"{base} degenerate": f"{ka}/{na}",
+                f"{treat}": _ms_d(db),
+                f"{treat} degenerate": f"{kb}/{nb}",
+                "difference [95% CI]": f"{_x(v['effect'])} [{_x(dd['ci_low'])}, {_x(dd['ci_high'])}]",
+                "p (test)": f"{_p(v['p_paper_direction'])} ({v['decided_by']})",
+                "MDE": _x(dd["mde"]),
+                "Fisher p (degenerate)": _p(fisher),
+                "Brown-Forsythe p (spread)": _p(res["levene_p"]),
+                "paper": paper,
+            }
+        )
+        nums.append(
+            {
+                "task": task,
+                "baseline": base,
+                "treatment": treat,
+                "mean_a": da["mean"],
+                "std_a": da["std"],
+                "n_a": da["n"],
+                "n_nan_a": da["n_nan"],
+                "n_degenerate_a": ka,
+                "mean_b": db["mean"],
+                "std_b": db["std"],
+                "n_b": db["n"],
+                "n_nan_b": db["n_nan"],
+                "n_degenerate_b": kb,
+                "effect": v["effect"],
+                "ci_low": dd["ci_low"],
+                "ci_high": dd["ci_high"],
+                "p": v["p_paper_direction"],
+                "test": v["decided_by"],
+                "mde_metric": dd["mde"],
+                "fisher_p": fisher,
+                "levene_p": res["levene_p"],
+                "var_ratio": res["var_ratio"],
+                "welch_p": res["welch_p"],
+                "mannwhitney_p": res["mannwhitney_p"],
+                "wilcoxon_p": res["wilcoxon_p"],
+                "paper": paper,
+            }
+        )
+    notes = [
+        "Means ± std x100 of the test metric at the best-validation checkpoint; degenerate = no better than the "
+        "majority class of the test half (correlation <= 0 or NaN for STS-B/CoLA) or collapsed predictions; "
+        "the paper's RTE rule (accuracy below 55%) where configured.",
+        "Difference = debiased minus BERTAdam (x100), one-tailed p of the deciding test, MDE = smallest "
+        "difference detectable with 80% power at this number of seeds.",
+        "The paper prints no per-task means for this experiment (Fig. 2 only); its one number is the RTE "
+        "degenerate share.",
+    ]
     notes += _protocol_notes(cfg, tasks, reported, runs)
-    return Table("optimiser", (spec or {}).get("title", "BERTAdam vs debiased Adam"), pd.DataFrame(disp),
-                 pd.DataFrame(nums), notes, paper_item="Section 4 / Fig. 2 / Table 5")
+    return Table(
+        "optimiser",
+        (spec or {}).get("title", "BERTAdam vs debiased Adam"),
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+        notes,
+        paper_item="Section 4 / Fig. 2 / Table 5",
+    )
 
 
 def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
@@ -819,30 +1225,62 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
         kind, glue = paper_key(cfg, task)
         paper = "–"
         if glue == "rte" and kind == "full" and cond == r["bertadam"]:
-            paper = (f"{100 * bc.get('rte_bertadam_degenerate_share', NAN):.0f}% (paper, 50 seeds); "
-                     f"{100 * (reported.get('third_party_replication') or {}).get('rte_bertadam_degenerate_share', NAN):.0f}% "
-                     "(third-party rerun)")
+            paper = (
+                f"{100 * bc.get('rte_bertadam_degenerate_share', NAN):.0f}% (paper, 50 seeds); "
+                f"{100 * (reported.get('third_party_replication') or {}).get('rte_bertadam_degenerate_share', NAN):.0f}% "
+                "(third-party rerun)"
+            )
         elif cond == r["debiased"] and kind == "full" and glue in ("rte", "mrpc", "sts-b", "cola"):
             paper = "0 (third-party rerun, 50 seeds)"
-        disp.append({"task": task, "condition": cond, "seeds": ",".join(sorted(set(g["seed_role"]))),
-                     "runs": n, "degenerate": f"{k} ({100 * k / n:.0f}%)" if n else "0",
-                     "NaN": reasons.get("nan", 0), "no better than baseline": sum(v for kk, v in reasons.items()
-                                                                                  if kk.startswith(("<=", "below"))),
-                     "collapsed": reasons.get("collapsed", 0), "at last checkpoint": int(g["degenerate_last"].sum()),
-                     "rule": g["degenerate_rule"].iloc[0], "paper": paper})
-        nums.append({"task": task, "condition": cond, "seed_role": ",".join(sorted(set(g["seed_role"]))), "n": n,
-                     "n_degenerate": k, "share": k / n if n else NAN, "n_nan": reasons.get("nan", 0),
-                     "n_below_baseline": sum(v for kk, v in reasons.items() if kk.startswith(("<=", "below"))),
-                     "n_collapsed": reasons.get("collapsed", 0), "n_degenerate_last": int(g["degenerate_last"].sum()),
-                     "rule": g["degenerate_rule"].iloc[0], "paper": paper})
+        disp.append(
+            {
+                "task": task,
+                "condition": cond,
+                "seeds": ",".join(sorted(set(g["seed_role"]))),
+                "runs": n,
+                "degenerate": f"{k} ({100 * k / n:.0f}%)" if n else "0",
+                "NaN": reasons.get("nan", 0),
+                "no better than baseline": sum(
+                    v for kk, v in reasons.items() if kk.startswith(("<=", "below"))
+                ),
+                "collapsed": reasons.get("collapsed", 0),
+                "at last checkpoint": int(g["degenerate_last"].sum()),
+                "rule": g["degenerate_rule"].iloc[0],
+                "paper": paper,
+            }
+        )
+        nums.append(
+            {
+                "task": task,
+                "condition": cond,
+                "seed_role": ",".join(sorted(set(g["seed_role"]))),
+                "n": n,
+                "n_degenerate": k,
+                "share": k / n if n else NAN,
+                "n_nan": reasons.get("nan", 0),
+                "n_below_baseline": sum(v for kk, v in reasons.items() if kk.startswith(("<=", "below"))),
+                "n_collapsed": reasons.get("collapsed", 0),
+                "n_degenerate_last": int(g["degenerate_last"].sum()),
+                "rule": g["degenerate_rule"].iloc[0],
+                "paper": paper,
+            }
+        )
     d = acfg(cfg).get("degenerate") or {}
-    notes = [f"A run is degenerate when its test metric (best-validation checkpoint) is NaN, no better than the "
-             f"majority-class predictor of the test half (accuracy/F1), <= 0 (correlations), or below a configured "
-             f"per-dataset rule, or when it collapsed: one class for >= {d.get('collapse_share')} of test "
-             f"predictions, or a regression output std <= {d.get('collapse_std_ratio')} x the labels' std.",
-             "Counts are per condition over all of its runs; 'seeds' says whether these are report or selection seeds."]
-    return Table("degenerate", "Degenerate runs per condition", pd.DataFrame(disp), pd.DataFrame(nums), notes,
-                 paper_item="Section 4 (48% of BERTAdam RTE runs)")
+    notes = [
+        f"A run is degenerate when its test metric (best-validation checkpoint) is NaN, no better than the "
+        f"majority-class predictor of the test half (accuracy/F1), <= 0 (correlations), or below a configured "
+        f"per-dataset rule, or when it collapsed: one class for >= {d.get('collapse_share')} of test "
+        f"predictions, or a regression output std <= {d.get('collapse_std_ratio')} x the labels' std.",
+        "Counts are per condition over all of its runs; 'seeds' says whether these are report or selection seeds.",
+    ]
+    return Table(
+        "degenerate",
+        "Degenerate runs per condition",
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+        notes,
+        paper_item="Section 4 (48% of BERTAdam RTE runs)",
+    )
 
 
 def table_selection(cfg: dict, root, reported: dict) -> Table:
@@ -851,8 +1289,18 @@ def table_selection(cfg: dict, root, reported: dict) -> Table:
     for task, fam in selected_families(cfg):
         path = Path(root) / "selection" / task / f"{fam}.json"
         if not path.exists():
-            disp.append({"task": task, "family": fam, "candidate": "(selection file missing)", "settings": "",
-                         "n": "", "validation (ours)": "", "chosen": "", "paper's choice": ""})
+            disp.append(
+                {
+                    "task": task,
+                    "family": fam,
+                    "candidate": "(selection file missing)",
+                    "settings": "",
+                    "n": "",
+                    "validation (ours)": "",
+                    "chosen": "",
+                    "paper's choice": "",
+                }
+            )
             continue
         sel = json.loads(path.read_text())
         kind, glue = paper_key(cfg, task)
@@ -863,27 +1311,62 @@ def table_selection(cfg: dict, root, reported: dict) -> Table:
             if "reinit_layers" in over and kind == "train_1k" and glue in chosen_1k:
                 paper = f"L = {chosen_1k[glue]}"
             mean, std = c.get("val_mean"), c.get("val_std")
-            disp.append({"task": task, "family": fam, "candidate": c["name"],
-                         "settings": ", ".join(f"{k}={v}" for k, v in over.items()), "n": c.get("n"),
-                         "validation (ours)": _ms(NAN if mean is None else mean, NAN if std is None else std),
-                         "chosen": "✓" if is_chosen else "", "paper's choice": paper})
-            nums.append({"task": task, "family": fam, "candidate": c["name"], "overrides": json.dumps(over, sort_keys=True),
-                         "n": c.get("n"), "n_nan": c.get("n_nan"), "val_mean": mean, "val_std": std,
-                         "chosen": is_chosen, "seeds": " ".join(map(str, sel.get("seeds", []))),
-                         "rule": sel.get("rule"), "paper_choice": paper})
+            disp.append(
+                {
+                    "task": task,
+                    "family": fam,
+                    "candidate": c["name"],
+                    "settings": ", ".join(f"{k}={v}" for k, v in over.items()),
+                    "n": c.get("n"),
+                    "validation (ours)": _ms(NAN if mean is None else mean, NAN if std is None else std),
+                    "chosen": "✓" if is_chosen else "",
+                    "paper's choice": paper,
+                }
+            )
+            nums.append(
+                {
+                    "task": task,
+                    "family": fam,
+                    "candidate": c["name"],
+                    "overrides": json.dumps(over, sort_keys=True),
+                    "n": c.get("n"),
+                    "n_nan": c.get("n_nan"),
+                    "val_mean": mean,
+                    "val_std": std,
+                    "chosen": is_chosen,
+                    "seeds": " ".join(map(str, sel.get("seeds", []))),
+                    "rule": sel.get("rule"),
+                    "paper_choice": paper,
+                }
+            )
     sel_sets = acfg(cfg).get("selection_seeds") or []
-    notes = ["Each candidate's mean ± std validation score (x100) over the selection seeds ("
-             + ", ".join(f"{n}: {cfg['seeds'].get(n)}" for n in sel_sets) + "); test metrics are never read for "
-             "selection. Rule: highest mean validation score; ties go to the candidate listed first.",
-             "Selection and report seeds are " + ("disjoint" if acfg(cfg).get("disjoint_selection", True) else
-                                                  "allowed to overlap (the paper's choice)") + " in this study.",
-             "The paper reports its chosen L only for the 1k datasets (RTE 6, MRPC 5, STS-B 4, CoLA 1, SST 2, QNLI 4, "
-             "QQP 3, MNLI 5)."]
-    return Table("selection", "Settings chosen on validation (selection stage)", pd.DataFrame(disp),
-                 pd.DataFrame(nums), notes, paper_item="Sections 5-7 (selection of L, steps, stabiliser settings)")
+    notes = [
+        "Each candidate's mean ± std validation score (x100) over the selection seeds ("
+        + ", ".join(f"{n}: {cfg['seeds'].get(n)}" for n in sel_sets)
+        + "); test metrics are never read for "
+        "selection. Rule: highest mean validation score; ties go to the candidate listed first.",
+        "Selection and report seeds are "
+        + (
+            "disjoint"
+            if acfg(cfg).get("disjoint_selection", True)
+            else "allowed to overlap (the paper's choice)"
+        )
+        + " in this study.",
+        "The paper reports its chosen L only for the 1k datasets (RTE 6, MRPC 5, STS-B 4, CoLA 1, SST 2, QNLI 4, "
+        "QQP 3, MNLI 5).",
+    ]
+    return Table(
+        "selection",
+        "Settings chosen on validation (selection stage)",
+        pd.DataFrame(disp),
+        pd.DataFrame(nums),
+        notes,
+        paper_item="Sections 5-7 (selection of L, steps, stabiliser settings)",
+    )
 
 
 # ---- the command ----------------------------------------------------------------------------------
+
 
 def run_analysis(cfg: dict, root, runs_csv, stats_dir, tables_dir, reported: dict | None = None) -> dict:
     """Write stats/*.csv and every planned table (md, tex, csv) plus tables/index.json."""
@@ -897,7 +1380,9 @@ def run_analysis(cfg: dict, root, runs_csv, stats_dir, tables_dir, reported: dic
     sd = Path(stats_dir)
     atomic_write_csv(sd / "runs_flagged.csv", flagged)
     atomic_write_csv(sd / "summary.csv", summ)
-    atomic_write_csv(sd / "comparisons.csv", comps if len(comps) else pd.DataFrame(columns=["comparison", "task"]))
+    atomic_write_csv(
+        sd / "comparisons.csv", comps if len(comps) else pd.DataFrame(columns=["comparison", "task"])
+    )
     tables_cfg = acfg(cfg).get("tables") or {}
     index = []
     for name in planned_tables(cfg):
@@ -912,8 +1397,16 @@ def run_analysis(cfg: dict, root, runs_csv, stats_dir, tables_dir, reported: dic
         elif name == "selection":
             t = table_selection(cfg, root, reported)
         else:
-            t = table_layout1(name, tables_cfg.get(name), rep, cfg, reported,
-                              mode="vs_first" if name == "table2" else "best")
+            t = table_layout1(
+                name,
+                tables_cfg.get(name),
+                rep,
+                cfg,
+                reported,
+                mode="vs_first" if name == "table2" else "best",
+            )
         index.append(t.write(tables_dir))
-    atomic_write_json(Path(tables_dir) / "index.json", {"tables": index, "config_hash": cfg.get("_config_hash")})
+    atomic_write_json(
+        Path(tables_dir) / "index.json", {"tables": index, "config_hash": cfg.get("_config_hash")}
+    )
     return {"flagged": flagged, "summary": summ, "comparisons": comps, "rq2": rq2, "index": index}

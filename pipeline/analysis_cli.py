@@ -12,6 +12,7 @@ Wiring: in pipeline/cli.py, next to `commands_analysis.register(sub)`:
     analysis_cli.register(sub)
 Standalone (without the wiring): `python -m pipeline.analysis_cli analyze ...`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,20 @@ STATS_FILES = ("summary.csv", "comparisons.csv", "runs_flagged.csv")
 
 # ---- roles: which configured condition plays which part of the paper ---------------------------
 
+
 def roles(cfg: dict) -> dict:
     """Condition names for the paper's roles, read from analysis.tables (defaults: the paper's names)."""
     tables = (cfg.get("analysis") or {}).get("tables") or {}
     opt = (tables.get("optimiser") or {}).get("columns") or {}
     t1 = (tables.get("table1") or {}).get("columns") or {}
-    return {"bertadam": opt.get("bertadam", "bertadam"), "debiased": opt.get("debiased", "debiased"),
-            "standard": t1.get("standard_3ep", opt.get("debiased", "debiased")),
-            "reinit": t1.get("reinit_3ep", "reinit"), "longer": t1.get("standard_longer", "longer"),
-            "reinit_longer": t1.get("reinit_longer", "reinit_longer")}
+    return {
+        "bertadam": opt.get("bertadam", "bertadam"),
+        "debiased": opt.get("debiased", "debiased"),
+        "standard": t1.get("standard_3ep", opt.get("debiased", "debiased")),
+        "reinit": t1.get("reinit_3ep", "reinit"),
+        "longer": t1.get("standard_longer", "longer"),
+        "reinit_longer": t1.get("reinit_longer", "reinit_longer"),
+    }
 
 
 def grid_conditions(cfg: dict) -> dict:
@@ -47,14 +53,20 @@ def grid_conditions(cfg: dict) -> dict:
 
 def families_swept_on(cfg: dict, keys) -> list[str]:
     """Sweep families (condition names with a list value) that sweep one of `keys`."""
-    return [name for name, over in (cfg.get("conditions") or {}).items()
-            if any(isinstance((over or {}).get(k), list) for k in keys)]
+    return [
+        name
+        for name, over in (cfg.get("conditions") or {}).items()
+        if any(isinstance((over or {}).get(k), list) for k in keys)
+    ]
 
 
 def family_of(cfg: dict) -> dict:
     """{expanded member name: family name} for sweep members."""
-    return {m: over["family"] for m, over in expand_conditions(cfg.get("conditions") or {}).items()
-            if "family" in over}
+    return {
+        m: over["family"]
+        for m, over in expand_conditions(cfg.get("conditions") or {}).items()
+        if "family" in over
+    }
 
 
 def _present(cfg, conds) -> bool:
@@ -69,9 +81,14 @@ def _family_in_grid(cfg, families) -> bool:
 
 def seed_grid_configured(cfg: dict) -> bool:
     """Fig. 9/10 need runs whose init seed and data seed differ (configs/seed-grid.yaml)."""
-    blocks = [cfg.get("train") or {}] + list((cfg.get("tasks") or {}).values()) + \
-        list((cfg.get("conditions") or {}).values())
-    return any((b or {}).get("init_seed") is not None or (b or {}).get("data_seed") is not None for b in blocks)
+    blocks = (
+        [cfg.get("train") or {}]
+        + list((cfg.get("tasks") or {}).values())
+        + list((cfg.get("conditions") or {}).values())
+    )
+    return any(
+        (b or {}).get("init_seed") is not None or (b or {}).get("data_seed") is not None for b in blocks
+    )
 
 
 def selected_families(cfg: dict) -> list[tuple[str, str]]:
@@ -87,6 +104,7 @@ def selected_families(cfg: dict) -> list[tuple[str, str]]:
 
 
 # ---- the plan -----------------------------------------------------------------------------------
+
 
 def planned_tables(cfg: dict) -> list[str]:
     """Table names (file stems under tables/) the study's grid allows, in report order."""
@@ -153,6 +171,7 @@ def stats_files(stats_dir) -> list[str]:
 
 # ---- commands -----------------------------------------------------------------------------------
 
+
 def _study(path) -> dict:
     return json.loads(Path(path).read_text())
 
@@ -168,16 +187,18 @@ def cmd_figures(a):
     from . import figures
 
     cfg = _study(a.study)
-    figures.run_figures(cfg, a.root, runs_flagged=a.runs_flagged, curves_csv=a.curves, drift_csv=a.drift,
-                        out_dir=a.out)
+    figures.run_figures(
+        cfg, a.root, runs_flagged=a.runs_flagged, curves_csv=a.curves, drift_csv=a.drift, out_dir=a.out
+    )
 
 
 def cmd_report(a):
     from . import report
 
     cfg = _study(a.study)
-    report.run_report(cfg, a.root, tables_dir=a.tables, figures_dir=a.figures, out_html=a.out,
-                      paper_map=a.paper_map)
+    report.run_report(
+        cfg, a.root, tables_dir=a.tables, figures_dir=a.figures, out_html=a.out, paper_map=a.paper_map
+    )
 
 
 def register(sub):
@@ -192,7 +213,9 @@ def register(sub):
     q = sub.add_parser("figures", help="every figure the study's grid allows (PNG + CSV of its numbers)")
     q.add_argument("--study", required=True)
     q.add_argument("--root", required=True, help="the study's results folder (runs/ for updates.csv)")
-    q.add_argument("--runs-flagged", required=True, help="stats/runs_flagged.csv (runs with degenerate flags)")
+    q.add_argument(
+        "--runs-flagged", required=True, help="stats/runs_flagged.csv (runs with degenerate flags)"
+    )
     q.add_argument("--curves", required=True, help="summary/curves.csv")
     q.add_argument("--drift", required=True, help="summary/drift.csv")
     q.add_argument("--out", required=True, help="output folder of the figures")
@@ -213,7 +236,9 @@ def main(argv=None):
     import logging
     import sys
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     p = argparse.ArgumentParser(prog="python -m pipeline.analysis_cli")
     register(p.add_subparsers(dest="command", required=True))
     a = p.parse_args(argv)

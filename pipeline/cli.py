@@ -79,6 +79,9 @@ def main(argv=None):
     from . import commands_analysis  # registers the analysis commands
 
     commands_analysis.register(sub)
+    from . import analysis_cli  # analyze, figures, report
+
+    analysis_cli.register(sub)
     a = p.parse_args(argv)
     try:
         a.fn(a)

@@ -8,6 +8,7 @@ expected-performance draws, no timestamps or version strings in the PNG metadata
 
 Values are on the metric's 0-1 scale, as the paper's figures show them.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,8 +24,13 @@ from .analysis_cli import family_of, families_swept_on, planned_figures, roles
 from .io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 DPI = 100
-METRIC_LABEL = {"accuracy": "accuracy", "f1": "F1", "spearman": "Spearman correlation",
-                "pearson": "Pearson correlation", "mcc": "Matthews correlation"}
+METRIC_LABEL = {
+    "accuracy": "accuracy",
+    "f1": "F1",
+    "spearman": "Spearman correlation",
+    "pearson": "Pearson correlation",
+    "mcc": "Matthews correlation",
+}
 PALETTE = "colorblind"
 
 
@@ -36,9 +42,22 @@ def _mpl():
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook", palette=PALETTE)
-    plt.rcParams.update({"figure.dpi": DPI, "savefig.dpi": DPI, "axes.titlesize": 11, "axes.labelsize": 10,
-                         "svg.hashsalt": "pipeline"})
+    plt.rcParams.update(
+        {
+            "figure.dpi": DPI,
+            "savefig.dpi": DPI,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "svg.hashsalt": "pipeline",
+        }
+    )
     return plt, sns
+
+
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
 
 
 def png_bytes(fig) -> bytes:
@@ -111,7 +130,9 @@ def _empty(plt, title, reason):
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.axis("off")
     ax.set_title(title)
-    ax.text(0.5, 0.5, f"No data for this figure in this study:\n{reason}", ha="center", va="center", wrap=True)
+    ax.text(
+        0.5, 0.5, f"No data for this figure in this study:\n{reason}", ha="center", va="center", wrap=True
+    )
     return fig
 
 
@@ -149,19 +170,41 @@ def _points(ax, sns, df, x, y, order, hue=None, hue_order=None, palette=None):
 
 # ---- Fig. 1 -------------------------------------------------------------------------------------
 
+
 def fig01_bias_ratio(ctx, plt, sns):
     b1 = float(ctx.cfg["train"].get("adam_beta1", 0.9))
     b2 = float(ctx.cfg["train"].get("adam_beta2", 0.999))
     t = np.unique(np.round(np.logspace(0, 6, 400)))
-    rows = [{"kind": "theory", "task": "", "block": "", "step": float(s), "value": float(v), "min": np.nan,
-             "max": np.nan, "n": np.nan} for s, v in zip(t, stats.bias_ratio(t, b1, b2))]
+    rows = [
+        {
+            "kind": "theory",
+            "task": "",
+            "block": "",
+            "step": float(s),
+            "value": float(v),
+            "min": np.nan,
+            "max": np.nan,
+            "n": np.nan,
+        }
+        for s, v in zip(t, stats.bias_ratio(t, b1, b2))
+    ]
     std = ctx.roles["standard"]
     for task in ctx.tasks:
         g = ctx.runs[(ctx.runs["task"] == task) & (ctx.runs["condition"] == std)]
         g = g if len(g) else ctx.runs[ctx.runs["task"] == task]
         steps = float(g["total_steps"].median())
-        rows.append({"kind": "task_steps", "task": task, "block": "", "step": steps,
-                     "value": float(stats.bias_ratio(steps, b1, b2)), "min": np.nan, "max": np.nan, "n": len(g)})
+        rows.append(
+            {
+                "kind": "task_steps",
+                "task": task,
+                "block": "",
+                "step": steps,
+                "value": float(stats.bias_ratio(steps, b1, b2)),
+                "min": np.nan,
+                "max": np.nan,
+                "n": len(g),
+            }
+        )
     # measured: BERTAdam / debiased update norm per block, paired by task and seed
     ba, de = ctx.roles["bertadam"], ctx.roles["debiased"]
     meas = []
@@ -185,8 +228,18 @@ def fig01_bias_ratio(ctx, plt, sns):
         mm = pd.concat(meas, ignore_index=True)
         agg = mm.groupby(["task", "name", "step"])["ratio"].agg(["mean", "min", "max", "count"]).reset_index()
         for _, r in agg.iterrows():
-            rows.append({"kind": "measured", "task": r["task"], "block": r["name"], "step": float(r["step"]),
-                         "value": r["mean"], "min": r["min"], "max": r["max"], "n": int(r["count"])})
+            rows.append(
+                {
+                    "kind": "measured",
+                    "task": r["task"],
+                    "block": r["name"],
+                    "step": float(r["step"]),
+                    "value": r["mean"],
+                    "min": r["min"],
+                    "max": r["max"],
+                    "n": int(r["count"]),
+                }
+            )
     data = pd.DataFrame(rows, columns=["kind", "task", "block", "step", "value", "min", "max", "n"])
     mtasks = sorted(data.loc[data["kind"] == "measured", "task"].unique())
     fig, axes = _grid(plt, 1 + max(1, len(mtasks)), ncols=min(3, 1 + max(1, len(mtasks))), w=5.2, h=4.0)
@@ -195,8 +248,13 @@ def fig01_bias_ratio(ctx, plt, sns):
     ax.plot(th["step"], th["value"], color="black", lw=2, label=f"(1-{b1}^t)/sqrt(1-{b2}^t)")
     colors = sns.color_palette(PALETTE, max(1, len(ctx.tasks)))
     for i, (_, r) in enumerate(data[data["kind"] == "task_steps"].iterrows()):
-        ax.axvline(r["step"], color=colors[i % len(colors)], ls="--", lw=1.2,
-                   label=f"{r['task']}: {int(r['step'])} steps (ratio {r['value']:.2f})")
+        ax.axvline(
+            r["step"],
+            color=colors[i % len(colors)],
+            ls="--",
+            lw=1.2,
+            label=f"{r['task']}: {int(r['step'])} steps (ratio {r['value']:.2f})",
+        )
     ax.set_xscale("log")
     ax.axhline(1, color="grey", lw=0.8)
     ax.set_xlabel("optimisation step t (log scale)")
@@ -205,8 +263,13 @@ def fig01_bias_ratio(ctx, plt, sns):
     ax.legend(fontsize=8, loc="upper right")
     if not mtasks:
         axes[1].axis("off")
-        axes[1].text(0.5, 0.5, "No paired BERTAdam/debiased runs\nwith update logs in this study", ha="center",
-                     va="center")
+        axes[1].text(
+            0.5,
+            0.5,
+            "No paired BERTAdam/debiased runs\nwith update logs in this study",
+            ha="center",
+            va="center",
+        )
     for ax, task in zip(axes[1:], mtasks):
         d = data[(data["kind"] == "measured") & (data["task"] == task)]
         for blk in sorted(d["block"].unique(), key=block_order):
@@ -214,22 +277,26 @@ def fig01_bias_ratio(ctx, plt, sns):
             ax.plot(b["step"], b["value"], marker="o", ms=3, lw=1.2, label=blk)
         s = np.arange(1, int(d["step"].max()) + 1)
         ax.plot(s, stats.bias_ratio(s, b1, b2), color="black", lw=2, ls="--", label="analytic")
+        ax.xaxis.set_major_locator(_ticker().MaxNLocator(integer=True))
         ax.set_xlabel("optimisation step")
         ax.set_ylabel("update L2 norm ratio (BERTAdam / debiased)")
         n = int(d["n"].max())
         ax.set_title(f"{task}: measured, mean of {n} seed pair(s)")
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    cap = ("Fig. 1. Left: the ratio (1-b1^t)/sqrt(1-b2^t) by which BERTAdam's update exceeds bias-corrected Adam's, "
-           "against the step (log axis), with a dashed line at each task's Standard step count in this study. "
-           "Right: measured ratio of the update L2 norm of BERTAdam to debiased Adam per block (embeddings, "
-           "transformer blocks, pooler, head) over the first logged steps of runs paired by seed, with the analytic "
-           "curve dashed. Both runs share the learning-rate schedule, so the ratio isolates the bias correction "
-           "(the trajectories diverge after step 1).")
+    cap = (
+        "Fig. 1. Left: the ratio (1-b1^t)/sqrt(1-b2^t) by which BERTAdam's update exceeds bias-corrected Adam's, "
+        "against the step (log axis), with a dashed line at each task's Standard step count in this study. "
+        "Right: measured ratio of the update L2 norm of BERTAdam to debiased Adam per block (embeddings, "
+        "transformer blocks, pooler, head) over the first logged steps of runs paired by seed, with the analytic "
+        "curve dashed. Both runs share the learning-rate schedule, so the ratio isolates the bias correction "
+        "(the trajectories diverge after step 1)."
+    )
     return fig, data, cap
 
 
 # ---- Fig. 2 and test metric per condition -----------------------------------------------------------
+
 
 def fig02_optimiser_test(ctx, plt, sns):
     ba, de = ctx.roles["bertadam"], ctx.roles["debiased"]
@@ -245,22 +312,31 @@ def fig02_optimiser_test(ctx, plt, sns):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=pal[de], alpha=0.6, label=f"{de} (bias correction)"),
-               Patch(color=pal[ba], alpha=0.6, label=f"{ba} (no correction)"),
-               Line2D([], [], marker="X", color="red", ls="", label="degenerate run")]
+    handles = [
+        Patch(color=pal[de], alpha=0.6, label=f"{de} (bias correction)"),
+        Patch(color=pal[ba], alpha=0.6, label=f"{ba} (no correction)"),
+        Line2D([], [], marker="X", color="red", ls="", label="degenerate run"),
+    ]
     ax.legend(handles=handles, fontsize=8)
     ax.set_xticks(range(len(tasks)))
     nan = data[~np.isfinite(data["test_best"])].groupby("task").size()
-    ax.set_xticklabels([f"{t}\n({METRIC_LABEL.get(metric_of(ctx.runs, t), '')})"
-                        + (f"\n{int(nan[t])} NaN run(s) not drawn" if t in nan else "") for t in tasks])
+    ax.set_xticklabels(
+        [
+            f"{t}\n({METRIC_LABEL.get(metric_of(ctx.runs, t), '')})"
+            + (f"\n{int(nan[t])} NaN run(s) not drawn" if t in nan else "")
+            for t in tasks
+        ]
+    )
     ax.set_xlabel("task (test metric)")
     ax.set_ylabel("test performance (0-1, best-validation checkpoint)")
     ax.set_title("Test performance with and without bias correction")
     fig.tight_layout()
     n = data.groupby(["task", "condition"]).size()
-    cap = ("Fig. 2. Test metric of every run (points; red crosses are degenerate runs) and its distribution (box: "
-           f"quartiles and median) per task, debiased Adam vs BERTAdam, report seeds only (runs per box: "
-           f"{', '.join(f'{t}/{c} {k}' for (t, c), k in n.items())}).")
+    cap = (
+        "Fig. 2. Test metric of every run (points; red crosses are degenerate runs) and its distribution (box: "
+        f"quartiles and median) per task, debiased Adam vs BERTAdam, report seeds only (runs per box: "
+        f"{', '.join(f'{t}/{c} {k}' for (t, c), k in n.items())})."
+    )
     return fig, data, cap
 
 
@@ -271,11 +347,14 @@ def fig_test_by_condition(ctx, plt, sns):
         return _empty(plt, "Test metric per condition", "no runs on report seeds"), data, "No data."
     order_all = [c for c in (ctx.cfg.get("conditions") or {})]
     tasks = sorted(data["task"].unique())
-    fig, axes = _grid(plt, len(tasks), ncols=min(2, len(tasks)), w=max(5.0, 0.75 * data["condition"].nunique() + 2),
-                      h=4.2)
+    fig, axes = _grid(
+        plt, len(tasks), ncols=min(2, len(tasks)), w=max(5.0, 0.75 * data["condition"].nunique() + 2), h=4.2
+    )
     for ax, task in zip(axes, tasks):
         d = data[data["task"] == task]
-        conds = sorted(d["condition"].unique(), key=lambda c: (order_all.index(c) if c in order_all else 99, c))
+        conds = sorted(
+            d["condition"].unique(), key=lambda c: (order_all.index(c) if c in order_all else 99, c)
+        )
         _points(ax, sns, d, "condition", "test_best", conds)
         ax.set_xticks(range(len(conds)))
         ax.set_xticklabels(conds, rotation=35, ha="right")
@@ -283,13 +362,16 @@ def fig_test_by_condition(ctx, plt, sns):
         ax.set_ylabel(f"{ctx.metric_label(task)} (0-1)")
         ax.set_title(f"{task}: test metric per condition")
     fig.tight_layout()
-    cap = ("Test metric (best-validation checkpoint) of every run per condition and task: box of quartiles and "
-           "median, every run as a point, degenerate runs as red crosses (runs with a NaN metric cannot be drawn and "
-           "are listed in the CSV and the degenerate table). Report seeds only.")
+    cap = (
+        "Test metric (best-validation checkpoint) of every run per condition and task: box of quartiles and "
+        "median, every run as a point, degenerate runs as red crosses (runs with a NaN metric cannot be drawn and "
+        "are listed in the CSV and the degenerate table). Report seeds only."
+    )
     return fig, data, cap
 
 
 # ---- curves -------------------------------------------------------------------------------------
+
 
 def _curve_fig(ctx, plt, sns, conds, col, title, ylabel_of, caption):
     c = ctx.curves
@@ -303,8 +385,11 @@ def _curve_fig(ctx, plt, sns, conds, col, title, ylabel_of, caption):
         d = c[(c["task"] == task) & c["condition"].isin(conds)][k].dropna(subset=[k[3]])
         d.columns = ["task", "condition", "step", "mean", "min", "max", "n_runs"]
         frames.append(d.assign(quantity=colname))
-    data = (pd.concat(frames, ignore_index=True) if frames else
-            pd.DataFrame(columns=["task", "condition", "step", "mean", "min", "max", "n_runs", "quantity"]))
+    data = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["task", "condition", "step", "mean", "min", "max", "n_runs", "quantity"])
+    )
     if data.empty:
         return _empty(plt, title, f"no curves for {', '.join(conds)}"), data, caption
     tasks = sorted(data["task"].unique())
@@ -316,10 +401,23 @@ def _curve_fig(ctx, plt, sns, conds, col, title, ylabel_of, caption):
             if d.empty:
                 continue
             n = int(d["n_runs"].max())
-            ax.plot(d["step"], d["mean"], color=pal[cond], lw=1.8, marker="o" if len(d) < 15 else None, ms=3,
-                    label=f"{cond} (mean of {n} runs)")
-            ax.fill_between(d["step"].to_numpy(float), d["min"].to_numpy(float), d["max"].to_numpy(float),
-                            color=pal[cond], alpha=0.2, lw=0)
+            ax.plot(
+                d["step"],
+                d["mean"],
+                color=pal[cond],
+                lw=1.8,
+                marker="o" if len(d) < 15 else None,
+                ms=3,
+                label=f"{cond} (mean of {n} runs)",
+            )
+            ax.fill_between(
+                d["step"].to_numpy(float),
+                d["min"].to_numpy(float),
+                d["max"].to_numpy(float),
+                color=pal[cond],
+                alpha=0.2,
+                lw=0,
+            )
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel_of(task))
         ax.set_title(f"{task}: {title}")
@@ -330,27 +428,51 @@ def _curve_fig(ctx, plt, sns, conds, col, title, ylabel_of, caption):
 
 def fig03_train_loss_optimiser(ctx, plt, sns):
     conds = [ctx.roles["debiased"], ctx.roles["bertadam"]]
-    return _curve_fig(ctx, plt, sns, conds, "train_loss", "training loss", lambda t: "training loss (cross-entropy / MSE)",
-                      "Fig. 3 / 11. Training loss per step: mean across seeds (line) and min-max range (band), "
-                      "debiased Adam vs BERTAdam, every task of the study.")
+    return _curve_fig(
+        ctx,
+        plt,
+        sns,
+        conds,
+        "train_loss",
+        "training loss",
+        lambda t: "training loss (cross-entropy / MSE)",
+        "Fig. 3 / 11. Training loss per step: mean across seeds (line) and min-max range (band), "
+        "debiased Adam vs BERTAdam, every task of the study.",
+    )
 
 
 def fig06_train_loss_reinit(ctx, plt, sns):
     conds = [ctx.roles["standard"], ctx.roles["reinit"]]
-    return _curve_fig(ctx, plt, sns, conds, "train_loss", "training loss", lambda t: "training loss (cross-entropy / MSE)",
-                      "Fig. 6. Training loss per step: mean across seeds (line) and min-max range (band), Standard vs "
-                      "Re-init with the L chosen on validation.")
+    return _curve_fig(
+        ctx,
+        plt,
+        sns,
+        conds,
+        "train_loss",
+        "training loss",
+        lambda t: "training loss (cross-entropy / MSE)",
+        "Fig. 6. Training loss per step: mean across seeds (line) and min-max range (band), Standard vs "
+        "Re-init with the L chosen on validation.",
+    )
 
 
 def fig08_val_curves(ctx, plt, sns):
     conds = [ctx.roles["standard"], ctx.roles["reinit"]]
-    return _curve_fig(ctx, plt, sns, conds, "val_{metric}", "validation metric",
-                      lambda t: f"{ctx.metric_label(t, 'validation')} (0-1)",
-                      "Fig. 8 / 14. Validation metric at each evaluation step: mean across seeds (line) and min-max "
-                      "range (band), Standard vs Re-init (L chosen on validation).")
+    return _curve_fig(
+        ctx,
+        plt,
+        sns,
+        conds,
+        "val_{metric}",
+        "validation metric",
+        lambda t: f"{ctx.metric_label(t, 'validation')} (0-1)",
+        "Fig. 8 / 14. Validation metric at each evaluation step: mean across seeds (line) and min-max "
+        "range (band), Standard vs Re-init (L chosen on validation).",
+    )
 
 
 # ---- Fig. 4 / 12 ------------------------------------------------------------------------------------
+
 
 def _expected(ctx):
     if hasattr(ctx, "_expected_cache"):
@@ -365,11 +487,18 @@ def _expected(ctx):
     frames = []
     for task in ctx.tasks:
         for cond in conds:
-            g = ctx.report[(ctx.report["task"] == task) & (ctx.report["condition"] == cond)].sort_values("seed")
+            g = ctx.report[(ctx.report["task"] == task) & (ctx.report["condition"] == cond)].sort_values(
+                "seed"
+            )
             if g.empty:
                 continue
-            e = stats.expected_max_performance(g["val_best"].to_numpy(float), g["test_best"].to_numpy(float),
-                                               ks=range(1, len(g) + 1), n_draws=draws, seed=seed)
+            e = stats.expected_max_performance(
+                g["val_best"].to_numpy(float),
+                g["test_best"].to_numpy(float),
+                ks=range(1, len(g) + 1),
+                n_draws=draws,
+                seed=seed,
+            )
             frames.append(e.assign(task=task, condition=cond, n_runs=len(g)))
     cols = ["task", "condition", "n_runs", "k", "mean_test", "std_test", "mean_val", "std_val"]
     ctx._expected_cache = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
@@ -390,8 +519,16 @@ def _expected_fig(ctx, plt, sns, split, title, caption):
             if d.empty:
                 continue
             m, s = d[f"mean_{split}"].to_numpy(float), d[f"std_{split}"].to_numpy(float)
-            ax.plot(d["k"], m, color=pal[cond], marker="o", ms=3, label=f"{cond} ({int(d['n_runs'].iloc[0])} runs)")
+            ax.plot(
+                d["k"],
+                m,
+                color=pal[cond],
+                marker="o",
+                ms=3,
+                label=f"{cond} ({int(d['n_runs'].iloc[0])} runs)",
+            )
             ax.fill_between(d["k"].to_numpy(float), m - s, m + s, color=pal[cond], alpha=0.15, lw=0)
+        ax.xaxis.set_major_locator(_ticker().MaxNLocator(integer=True))
         ax.set_xlabel("number of random trials k")
         ax.set_ylabel(f"expected {ctx.metric_label(task, 'test' if split == 'test' else 'validation')} (0-1)")
         ax.set_title(f"{task}: {title}")
@@ -402,21 +539,35 @@ def _expected_fig(ctx, plt, sns, split, title, caption):
 
 def fig04_expected_test(ctx, plt, sns):
     d = int(ctx.a.get("expected_draws", 1000))
-    return _expected_fig(ctx, plt, sns, "test", "expected test performance",
-                         f"Fig. 4. Expected test performance of the run chosen by validation among k random trials "
-                         f"(Dodge et al. 2020): k runs drawn with replacement, the best on validation kept, its test "
-                         f"score recorded; {d} draws per k (seed {ctx.a.get('expected_seed', 0)}); line = mean, band = "
-                         f"± 1 std over draws. Report seeds only.")
+    return _expected_fig(
+        ctx,
+        plt,
+        sns,
+        "test",
+        "expected test performance",
+        f"Fig. 4. Expected test performance of the run chosen by validation among k random trials "
+        f"(Dodge et al. 2020): k runs drawn with replacement, the best on validation kept, its test "
+        f"score recorded; {d} draws per k (seed {ctx.a.get('expected_seed', 0)}); line = mean, band = "
+        f"± 1 std over draws. Report seeds only. A run with a NaN test metric that gets chosen makes "
+        f"that k's mean NaN (not drawn) rather than being skipped.",
+    )
 
 
 def fig12_expected_val(ctx, plt, sns):
     d = int(ctx.a.get("expected_draws", 1000))
-    return _expected_fig(ctx, plt, sns, "val", "expected validation performance",
-                         f"Fig. 12. Expected validation performance of the best of k random trials (same draws as "
-                         f"Fig. 4, {d} per k): rises monotonically with k, unlike the test curve.")
+    return _expected_fig(
+        ctx,
+        plt,
+        sns,
+        "val",
+        "expected validation performance",
+        f"Fig. 12. Expected validation performance of the best of k random trials (same draws as "
+        f"Fig. 4, {d} per k): rises monotonically with k, unlike the test curve.",
+    )
 
 
 # ---- Fig. 5 / 13 and metric vs L ---------------------------------------------------------------------
+
 
 def _reinit_runs(ctx):
     fams = set(families_swept_on(ctx.cfg, ["reinit_layers"]))
@@ -424,15 +575,27 @@ def _reinit_runs(ctx):
     members = [c for c in ctx.runs["condition"].unique() if fam.get(c) in fams]
     std = ctx.roles["standard"]
     d = ctx.runs[ctx.runs["condition"].isin(members + [std])].copy()
-    d["setting"] = [("Standard" if c == std else reinit_label(l, p))
-                    for c, l, p in zip(d["condition"], d["reinit_layers"], d["reinit_pooler"])]
+    d["setting"] = [
+        ("Standard" if c == std else reinit_label(lay, p))
+        for c, lay, p in zip(d["condition"], d["reinit_layers"], d["reinit_pooler"])
+    ]
     d["reinit_layers"] = [(-1 if s == "Standard" else _reinit_sort(s)) for s in d["setting"]]
     return d
 
 
 def fig05_reinit_val(ctx, plt, sns):
     d = _reinit_runs(ctx)
-    cols = ["task", "condition", "setting", "reinit_layers", "seed", "seed_role", "metric", "val_best", "degenerate"]
+    cols = [
+        "task",
+        "condition",
+        "setting",
+        "reinit_layers",
+        "seed",
+        "seed_role",
+        "metric",
+        "val_best",
+        "degenerate",
+    ]
     data = d[cols].sort_values(["task", "reinit_layers", "seed"]).reset_index(drop=True)
     if data.empty:
         return _empty(plt, "Fig. 5", "no Re-init sweep runs"), data, "Fig. 5: no data."
@@ -443,14 +606,18 @@ def fig05_reinit_val(ctx, plt, sns):
         order = sorted(t["setting"].unique(), key=_reinit_sort)
         _points(ax, sns, t, "setting", "val_best", order)
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([f"{o}\n(n={int((t['setting'] == o).sum())})" for o in order], rotation=30, ha="right")
+        ax.set_xticklabels(
+            [f"{o}\n(n={int((t['setting'] == o).sum())})" for o in order], rotation=30, ha="right"
+        )
         ax.set_xlabel("re-initialised layers")
         ax.set_ylabel(f"{ctx.metric_label(task, 'validation')} (0-1)")
         ax.set_title(f"{task}: validation metric vs Re-init")
     fig.tight_layout()
-    cap = ("Fig. 5 / 13. Validation metric (best checkpoint) for Standard, pooler-only and each Re-init L in the "
-           "sweep: box and every run (red crosses: degenerate on test). Sweep members run on the selection seeds, "
-           "Standard on its own seeds (column seed_role of the CSV).")
+    cap = (
+        "Fig. 5 / 13. Validation metric (best checkpoint) for Standard, pooler-only and each Re-init L in the "
+        "sweep: box and every run (red crosses: degenerate on test). Sweep members run on the selection seeds, "
+        "Standard on its own seeds (column seed_role of the CSV)."
+    )
     return fig, data, cap
 
 
@@ -458,12 +625,35 @@ def fig05b_metric_vs_layers(ctx, plt, sns):
     d = _reinit_runs(ctx)
     rows = []
     for (task, setting), g in d.groupby(["task", "setting"]):
-        rows.append({"task": task, "setting": setting, "reinit_layers": _reinit_sort(setting) if setting != "Standard"
-                     else -1, "n": len(g), "val_mean": g["val_best"].mean(), "val_min": g["val_best"].min(),
-                     "val_max": g["val_best"].max(), "test_mean": g["test_best"].mean(),
-                     "test_min": g["test_best"].min(), "test_max": g["test_best"].max()})
-    data = pd.DataFrame(rows, columns=["task", "setting", "reinit_layers", "n", "val_mean", "val_min", "val_max",
-                                       "test_mean", "test_min", "test_max"])
+        rows.append(
+            {
+                "task": task,
+                "setting": setting,
+                "reinit_layers": _reinit_sort(setting) if setting != "Standard" else -1,
+                "n": len(g),
+                "val_mean": g["val_best"].mean(),
+                "val_min": g["val_best"].min(),
+                "val_max": g["val_best"].max(),
+                "test_mean": g["test_best"].mean(),
+                "test_min": g["test_best"].min(),
+                "test_max": g["test_best"].max(),
+            }
+        )
+    data = pd.DataFrame(
+        rows,
+        columns=[
+            "task",
+            "setting",
+            "reinit_layers",
+            "n",
+            "val_mean",
+            "val_min",
+            "val_max",
+            "test_mean",
+            "test_min",
+            "test_max",
+        ],
+    )
     if data.empty:
         return _empty(plt, "Metric vs re-initialised layers", "no Re-init sweep runs"), data, "No data."
     data = data.sort_values(["task", "reinit_layers"]).reset_index(drop=True)
@@ -474,10 +664,21 @@ def fig05b_metric_vs_layers(ctx, plt, sns):
         t = data[data["task"] == task]
         x = np.arange(len(t))
         for i, split in enumerate(("val", "test")):
-            ax.plot(x, t[f"{split}_mean"], marker="o", color=pal[i],
-                    label="validation (selection basis)" if split == "val" else "test (reported only)")
-            ax.fill_between(x, t[f"{split}_min"].to_numpy(float), t[f"{split}_max"].to_numpy(float), color=pal[i],
-                            alpha=0.15, lw=0)
+            ax.plot(
+                x,
+                t[f"{split}_mean"],
+                marker="o",
+                color=pal[i],
+                label="validation (selection basis)" if split == "val" else "test (reported only)",
+            )
+            ax.fill_between(
+                x,
+                t[f"{split}_min"].to_numpy(float),
+                t[f"{split}_max"].to_numpy(float),
+                color=pal[i],
+                alpha=0.15,
+                lw=0,
+            )
         ax.set_xticks(x)
         ax.set_xticklabels(t["setting"], rotation=30, ha="right")
         ax.set_xlabel("re-initialised layers (pooler + top L blocks)")
@@ -485,12 +686,15 @@ def fig05b_metric_vs_layers(ctx, plt, sns):
         ax.set_title(f"{task}: metric vs number of re-initialised layers")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    cap = ("Metric against the number of re-initialised layers: mean over runs (line) and min-max (band) of the "
-           "validation metric (on which L is chosen) and of the test metric (reported only, never used to choose).")
+    cap = (
+        "Metric against the number of re-initialised layers: mean over runs (line) and min-max (band) of the "
+        "validation metric (on which L is chosen) and of the test metric (reported only, never used to choose)."
+    )
     return fig, data, cap
 
 
 # ---- Fig. 7 / 15-18: drift ----------------------------------------------------------------------------
+
 
 def _drift_conds(ctx):
     fams = set(families_swept_on(ctx.cfg, ["reinit_layers"]))
@@ -505,39 +709,52 @@ def _drift_conds(ctx):
 def fig07_drift_steps(ctx, plt, sns):
     conds = _drift_conds(ctx)
     cols = ["task", "condition", "name", "step", "l2_mean", "l2_min", "l2_max"]
-    data = (ctx.drift[ctx.drift["condition"].isin(conds)][cols].copy() if conds
-            else pd.DataFrame(columns=cols))
+    data = ctx.drift[ctx.drift["condition"].isin(conds)][cols].copy() if conds else pd.DataFrame(columns=cols)
     if data.empty:
         return _empty(plt, "Fig. 7", "no drift logs for Standard/Re-init"), data, "Fig. 7: no data."
-    data = data.sort_values(["task", "condition", "name", "step"], key=lambda s: s.map(block_order)
-                            if s.name == "name" else s).reset_index(drop=True)
+    data = data.sort_values(
+        ["task", "condition", "name", "step"], key=lambda s: s.map(block_order) if s.name == "name" else s
+    ).reset_index(drop=True)
     tasks = sorted(data["task"].unique())
     blocks = sorted(data["name"].unique(), key=block_order)
-    fig, axes = plt.subplots(len(tasks), len(blocks), figsize=(2.6 * len(blocks), 2.5 * len(tasks) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(tasks), len(blocks), figsize=(2.6 * len(blocks), 2.5 * len(tasks) + 0.6), squeeze=False
+    )
     pal = dict(zip(conds, sns.color_palette(PALETTE, len(conds))))
     for i, task in enumerate(tasks):
         for j, blk in enumerate(blocks):
             ax = axes[i, j]
             for cond in conds:
-                d = data[(data["task"] == task) & (data["condition"] == cond) & (data["name"] == blk)].sort_values("step")
+                d = data[
+                    (data["task"] == task) & (data["condition"] == cond) & (data["name"] == blk)
+                ].sort_values("step")
                 if d.empty:
                     continue
                 ax.plot(d["step"], d["l2_mean"], color=pal[cond], lw=1.5, label=cond)
-                ax.fill_between(d["step"].to_numpy(float), d["l2_min"].to_numpy(float), d["l2_max"].to_numpy(float),
-                                color=pal[cond], alpha=0.15, lw=0)
+                ax.fill_between(
+                    d["step"].to_numpy(float),
+                    d["l2_min"].to_numpy(float),
+                    d["l2_max"].to_numpy(float),
+                    color=pal[cond],
+                    alpha=0.15,
+                    lw=0,
+                )
             ax.set_title(f"{task}: {blk}", fontsize=9)
             if i == len(tasks) - 1:
                 ax.set_xlabel("training step")
             if j == 0:
                 ax.set_ylabel("L2 distance to start")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(6, len(conds)), fontsize=8, bbox_to_anchor=(0.5, 1.0))
+    fig.legend(
+        handles, labels, loc="upper center", ncol=min(6, len(conds)), fontsize=8, bbox_to_anchor=(0.5, 1.0)
+    )
     fig.suptitle("Weight drift per block against training steps", y=1.04)
     fig.tight_layout()
-    cap = ("Fig. 7 / 15-18. L2 distance between each block's parameters (all tensors of the block concatenated) and "
-           "their values at the start of fine-tuning (pre-trained, or freshly re-initialised), against the training "
-           "step: mean across seeds (line), min-max (band), Standard vs Re-init conditions.")
+    cap = (
+        "Fig. 7 / 15-18. L2 distance between each block's parameters (all tensors of the block concatenated) and "
+        "their values at the start of fine-tuning (pre-trained, or freshly re-initialised), against the training "
+        "step: mean across seeds (line), min-max (band), Standard vs Re-init conditions."
+    )
     return fig, data, cap
 
 
@@ -561,8 +778,14 @@ def fig07b_drift_depth(ctx, plt, sns):
             d = t[t["condition"] == cond]
             if d.empty:
                 continue
-            ax.plot([pos[n] for n in d["name"]], d["l2_mean"], marker="o", ms=3, color=pal[cond],
-                    label=f"{cond} (step {int(d['step'].iloc[0])})")
+            ax.plot(
+                [pos[n] for n in d["name"]],
+                d["l2_mean"],
+                marker="o",
+                ms=3,
+                color=pal[cond],
+                label=f"{cond} (step {int(d['step'].iloc[0])})",
+            )
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=45, ha="right")
         ax.set_xlabel("block (input to output)")
@@ -570,38 +793,67 @@ def fig07b_drift_depth(ctx, plt, sns):
         ax.set_title(f"{task}: drift against depth")
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    cap = ("Weight drift against depth: each block's L2 distance to its start-of-fine-tuning values at the last "
-           "logged step of each condition (mean across seeds).")
+    cap = (
+        "Weight drift against depth: each block's L2 distance to its start-of-fine-tuning values at the last "
+        "logged step of each condition (mean across seeds)."
+    )
     return fig, data, cap
 
 
 # ---- Fig. 8 / 14: metric vs training steps ------------------------------------------------------------
 
+
 def plain_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs with debiased Adam and no stabiliser (only Re-init and the step count may differ)."""
+
     def col(name, default):
         return runs[name] if name in runs.columns else pd.Series(default, index=runs.index)
 
-    keep = (col("bias_correction", True).map(_truthy)
-            & (col("mixout_p", 0.0).fillna(0).astype(float) == 0)
-            & (col("prior_wd", 0.0).fillna(0).astype(float) == 0)
-            & (col("weight_decay", 0.0).fillna(0).astype(float) == 0)
-            & (col("llrd_eta", 1.0).fillna(1).astype(float) == 1)
-            & col("intermediate_task", None).isna())
+    keep = (
+        col("bias_correction", True).map(_truthy)
+        & (col("mixout_p", 0.0).fillna(0).astype(float) == 0)
+        & (col("prior_wd", 0.0).fillna(0).astype(float) == 0)
+        & (col("weight_decay", 0.0).fillna(0).astype(float) == 0)
+        & (col("llrd_eta", 1.0).fillna(1).astype(float) == 1)
+        & col("intermediate_task", None).isna()
+    )
     return runs[keep]
 
 
 def fig08b_metric_vs_steps(ctx, plt, sns):
     d = plain_runs(ctx.runs).copy()
-    d["setting"] = [reinit_label(l, p) for l, p in zip(d["reinit_layers"], d["reinit_pooler"])]
+    d["setting"] = [reinit_label(lay, p) for lay, p in zip(d["reinit_layers"], d["reinit_pooler"])]
     rows = []
     for (task, setting, steps), g in d.groupby(["task", "setting", "total_steps"]):
-        rows.append({"task": task, "setting": setting, "total_steps": int(steps), "n": len(g),
-                     "conditions": " ".join(sorted(g["condition"].unique())), "val_mean": g["val_best"].mean(),
-                     "val_min": g["val_best"].min(), "val_max": g["val_best"].max(),
-                     "test_mean": g["test_best"].mean(), "test_std": g["test_best"].std(ddof=1)})
-    data = pd.DataFrame(rows, columns=["task", "setting", "total_steps", "n", "conditions", "val_mean", "val_min",
-                                       "val_max", "test_mean", "test_std"])
+        rows.append(
+            {
+                "task": task,
+                "setting": setting,
+                "total_steps": int(steps),
+                "n": len(g),
+                "conditions": " ".join(sorted(g["condition"].unique())),
+                "val_mean": g["val_best"].mean(),
+                "val_min": g["val_best"].min(),
+                "val_max": g["val_best"].max(),
+                "test_mean": g["test_best"].mean(),
+                "test_std": g["test_best"].std(ddof=1),
+            }
+        )
+    data = pd.DataFrame(
+        rows,
+        columns=[
+            "task",
+            "setting",
+            "total_steps",
+            "n",
+            "conditions",
+            "val_mean",
+            "val_min",
+            "val_max",
+            "test_mean",
+            "test_std",
+        ],
+    )
     if data.empty:
         return _empty(plt, "Metric vs training steps", "no plain runs"), data, "No data."
     tasks = sorted(data["task"].unique())
@@ -614,28 +866,45 @@ def fig08b_metric_vs_steps(ctx, plt, sns):
             if t.empty:
                 continue
             ax.plot(t["total_steps"], t["val_mean"], marker="o", color=pal[s], label=f"{s}")
-            ax.fill_between(t["total_steps"].to_numpy(float), t["val_min"].to_numpy(float),
-                            t["val_max"].to_numpy(float), color=pal[s], alpha=0.15, lw=0)
+            ax.fill_between(
+                t["total_steps"].to_numpy(float),
+                t["val_min"].to_numpy(float),
+                t["val_max"].to_numpy(float),
+                color=pal[s],
+                alpha=0.15,
+                lw=0,
+            )
         ax.set_xscale("log")
+        ticks = sorted(data.loc[data["task"] == task, "total_steps"].unique())
+        ax.xaxis.set_minor_locator(_ticker().NullLocator())
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(int(t)) for t in ticks])
         ax.set_xlabel("training steps of the run (log scale)")
         ax.set_ylabel(f"{ctx.metric_label(task, 'validation')} (0-1)")
         ax.set_title(f"{task}: validation metric vs training length")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    cap = ("Fig. 8 / 14. Validation metric (best checkpoint) against the number of training steps of the run, "
-           "Standard vs Re-init (by L): mean (line) and min-max (band) over all debiased runs without a stabiliser "
-           "at that length (the CSV lists the conditions pooled at each point).")
+    cap = (
+        "Fig. 8 / 14. Validation metric (best checkpoint) against the number of training steps of the run, "
+        "Standard vs Re-init (by L): mean (line) and min-max (band) over all debiased runs without a stabiliser "
+        "at that length (the CSV lists the conditions pooled at each point)."
+    )
     return fig, data, cap
 
 
 # ---- Fig. 9 / 10: two-seed grid -------------------------------------------------------------------
 
+
 def _seed_grid(ctx):
     d = plain_runs(ctx.runs).copy()
-    d["setting"] = [reinit_label(l, p) for l, p in zip(d["reinit_layers"], d["reinit_pooler"])]
+    d["setting"] = [reinit_label(lay, p) for lay, p in zip(d["reinit_layers"], d["reinit_pooler"])]
     keep = []
-    for (task, s), g in d.groupby(["task", "setting"]):
-        if g["init_seed"].nunique() >= 2 and g["data_seed"].nunique() >= 2 and (g["init_seed"] != g["data_seed"]).any():
+    for _key, g in d.groupby(["task", "setting"]):
+        if (
+            g["init_seed"].nunique() >= 2
+            and g["data_seed"].nunique() >= 2
+            and (g["init_seed"] != g["data_seed"]).any()
+        ):
             keep.append(g)
     return pd.concat(keep, ignore_index=True) if keep else pd.DataFrame(columns=list(d.columns))
 
@@ -644,49 +913,90 @@ def fig09_seed_grid(ctx, plt, sns):
     d = _seed_grid(ctx)
     cols = ["task", "setting", "init_seed", "data_seed", "n", "val_mean"]
     if d.empty:
-        return (_empty(plt, "Fig. 9", "no runs with separate init and data seeds (configs/seed-grid.yaml)"),
-                pd.DataFrame(columns=cols), "Fig. 9: no data.")
-    data = (d.groupby(["task", "setting", "init_seed", "data_seed"])["val_best"].agg(["size", "mean"]).reset_index()
-            .rename(columns={"size": "n", "mean": "val_mean"}))
+        return (
+            _empty(plt, "Fig. 9", "no runs with separate init and data seeds (configs/seed-grid.yaml)"),
+            pd.DataFrame(columns=cols),
+            "Fig. 9: no data.",
+        )
+    data = (
+        d.groupby(["task", "setting", "init_seed", "data_seed"])["val_best"]
+        .agg(["size", "mean"])
+        .reset_index()
+        .rename(columns={"size": "n", "mean": "val_mean"})
+    )
     groups = list(data.groupby(["task", "setting"]))
     fig, axes = _grid(plt, len(groups), ncols=min(2, len(groups)), w=6.0, h=5.0)
     for ax, ((task, s), g) in zip(axes, groups):
         piv = g.pivot(index="init_seed", columns="data_seed", values="val_mean")
-        sns.heatmap(piv * 100, annot=piv.shape[0] <= 12, fmt=".1f", cmap="viridis", ax=ax,
-                    cbar_kws={"label": f"{ctx.metric_label(task, 'validation')} (x100)"})
+        sns.heatmap(
+            piv * 100,
+            annot=piv.shape[0] <= 12,
+            fmt=".1f",
+            cmap="viridis",
+            ax=ax,
+            cbar_kws={"label": f"{ctx.metric_label(task, 'validation')} (x100)"},
+        )
         ax.set_xlabel("data-order / dropout seed")
         ax.set_ylabel("initialisation seed")
         ax.set_title(f"{task}: {s}")
     fig.tight_layout()
-    return fig, data[cols], ("Fig. 9. Validation metric (x100) of every run of the seed grid: initialisation seed "
-                             "(rows) x data-order/dropout seed (columns), Standard and Re-init.")
+    return (
+        fig,
+        data[cols],
+        (
+            "Fig. 9. Validation metric (x100) of every run of the seed grid: initialisation seed "
+            "(rows) x data-order/dropout seed (columns), Standard and Re-init."
+        ),
+    )
 
 
 def fig10_seed_std(ctx, plt, sns):
     d = _seed_grid(ctx)
     cols = ["task", "setting", "fixed", "seed", "n", "val_std"]
     if d.empty:
-        return (_empty(plt, "Fig. 10", "no runs with separate init and data seeds (configs/seed-grid.yaml)"),
-                pd.DataFrame(columns=cols), "Fig. 10: no data.")
+        return (
+            _empty(plt, "Fig. 10", "no runs with separate init and data seeds (configs/seed-grid.yaml)"),
+            pd.DataFrame(columns=cols),
+            "Fig. 10: no data.",
+        )
     rows = []
     for (task, s), g in d.groupby(["task", "setting"]):
         for fixed, by in (("init seed fixed", "init_seed"), ("data seed fixed", "data_seed")):
             for seed, h in g.groupby(by):
-                rows.append({"task": task, "setting": s, "fixed": fixed, "seed": int(seed), "n": len(h),
-                             "val_std": h["val_best"].std(ddof=1)})
+                rows.append(
+                    {
+                        "task": task,
+                        "setting": s,
+                        "fixed": fixed,
+                        "seed": int(seed),
+                        "n": len(h),
+                        "val_std": h["val_best"].std(ddof=1),
+                    }
+                )
     data = pd.DataFrame(rows, columns=cols)
     groups = list(data.groupby("task"))
     fig, axes = _grid(plt, len(groups), ncols=min(2, len(groups)), w=6.0, h=4.0)
     for ax, (task, g) in zip(axes, groups):
-        sns.barplot(data=g.assign(val_std=g["val_std"] * 100), x="seed", y="val_std", hue=g["setting"] + ", " + g["fixed"],
-                    ax=ax)
+        sns.barplot(
+            data=g.assign(val_std=g["val_std"] * 100),
+            x="seed",
+            y="val_std",
+            hue=g["setting"] + ", " + g["fixed"],
+            ax=ax,
+        )
         ax.set_xlabel("the fixed seed")
         ax.set_ylabel("std of the validation metric (x100)")
         ax.set_title(f"{task}: spread with one seed fixed")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return fig, data, ("Fig. 10. Standard deviation of the validation metric across the other seed when one seed "
-                       "(initialisation, or data order and dropout) is fixed, Standard and Re-init.")
+    return (
+        fig,
+        data,
+        (
+            "Fig. 10. Standard deviation of the validation metric across the other seed when one seed "
+            "(initialisation, or data order and dropout) is fixed, Standard and Re-init."
+        ),
+    )
 
 
 FIGURES = {
@@ -730,8 +1040,9 @@ def run_figures(cfg: dict, root, runs_flagged, curves_csv, drift_csv, out_dir, n
         atomic_write_bytes(out / f"{name}.png", png_bytes(fig))
         plt.close(fig)
         atomic_write_csv(out / f"{name}.csv", data)
-        index.append({"name": name, "png": f"{name}.png", "csv": f"{name}.csv", "paper_item": item,
-                      "caption": caption})
+        index.append(
+            {"name": name, "png": f"{name}.png", "csv": f"{name}.csv", "paper_item": item, "caption": caption}
+        )
     atomic_write_json(out / "index.json", {"figures": index, "config_hash": cfg.get("_config_hash")})
     return index
 

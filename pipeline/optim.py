@@ -65,21 +65,27 @@ class AdamW(torch.optim.Optimizer):
                 grads.append(p.grad)
                 exp_avgs.append(state["exp_avg"])
                 exp_avg_sqs.append(state["exp_avg_sq"])
-            if not params:
-                continue
-            t = self.state[params[0]]["step"]  # every parameter of a group steps together
-            # the same arithmetic as torch.optim.AdamW's multi-tensor path
-            torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-            denom = torch._foreach_sqrt(exp_avg_sqs)
-            if group["bias_correction"]:
-                step_size = lr / (1 - beta1 ** t)
-                torch._foreach_div_(denom, math.sqrt(1 - beta2 ** t))
-            else:  # BERTAdam: no bias correction of either moment
-                step_size = lr
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom, -step_size)
+            # parameters that missed a gradient at some step keep their own count: group by it
+            by_step: dict = {}
+            for i, p in enumerate(params):
+                by_step.setdefault(self.state[p]["step"], []).append(i)
+            for t, idx in by_step.items():
+                ps = [params[i] for i in idx]
+                gs = [grads[i] for i in idx]
+                ms = [exp_avgs[i] for i in idx]
+                vs = [exp_avg_sqs[i] for i in idx]
+                # the same arithmetic as torch.optim.AdamW's multi-tensor path
+                torch._foreach_lerp_(ms, gs, 1 - beta1)
+                torch._foreach_mul_(vs, beta2)
+                torch._foreach_addcmul_(vs, gs, gs, 1 - beta2)
+                denom = torch._foreach_sqrt(vs)
+                if group["bias_correction"]:
+                    step_size = lr / (1 - beta1 ** t)
+                    torch._foreach_div_(denom, math.sqrt(1 - beta2 ** t))
+                else:  # BERTAdam: no bias correction of either moment
+                    step_size = lr
+                torch._foreach_add_(denom, eps)
+                torch._foreach_addcdiv_(ps, ms, denom, -step_size)
         return loss
 
 

@@ -6,6 +6,7 @@ it cannot be produced in this environment.
 Reads only the tables/ and figures/ folders (their index.json files) and the study's configuration;
 imports nothing heavier than the standard library and yaml, so the report is cheap to rebuild.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,10 +21,15 @@ import yaml
 from .analysis_cli import planned_figures, planned_tables
 from .io import atomic_write_text
 
-TABLE_CODE = {"claims": "table_claims", "table3_splits": "table3_splits", "optimiser": "table_optimiser",
-              "degenerate": "table_degenerate", "selection": "table_selection"}
+TABLE_CODE = {
+    "claims": "table_claims",
+    "table3_splits": "table3_splits",
+    "optimiser": "table_optimiser",
+    "degenerate": "table_degenerate",
+    "selection": "table_selection",
+}
 
-OFFLINE = ("the MNLI and QQP training sets are not available offline, and QNLI has only its dev set here")
+OFFLINE = "the MNLI and QQP training sets are not available offline, and QNLI has only its dev set here"
 CLUSTER = "configs/paper.yaml (bert-large-uncased, full data, 20-50 seeds) on a GPU cluster"
 NO_OPT = "this study's grid has no BERTAdam/debiased pair on one task"
 NO_SWEEP = "this study's grid has no Re-init sweep (a condition with a list of reinit_layers)"
@@ -33,58 +39,150 @@ NO_SWEEP = "this study's grid has no Re-init sweep (a condition with a list of r
 # the four large tasks), why it is not produced when those outputs are absent, what the paper's own
 # scale needs beyond this study).
 PAPER_ITEMS = [
-    ("Table 1", "Standard vs Re-init, 3 epochs vs longer, 12 datasets", ["table1"],
-     "this study's grid runs fewer than two of Table 1's conditions",
-     f"the paper's full-size and 1k rows need {CLUSTER}; {OFFLINE}"),
-    ("Table 2", "earlier stabilisers re-evaluated with debiased Adam", ["table2"],
-     "this study's grid runs fewer than two of Table 2's conditions",
-     f"the paper's scale needs {CLUSTER}; transfer from MNLI needs its training set ({OFFLINE})"),
+    (
+        "Table 1",
+        "Standard vs Re-init, 3 epochs vs longer, 12 datasets",
+        ["table1"],
+        "this study's grid runs fewer than two of Table 1's conditions",
+        f"the paper's full-size and 1k rows need {CLUSTER}; {OFFLINE}",
+    ),
+    (
+        "Table 2",
+        "earlier stabilisers re-evaluated with debiased Adam",
+        ["table2"],
+        "this study's grid runs fewer than two of Table 2's conditions",
+        f"the paper's scale needs {CLUSTER}; transfer from MNLI needs its training set ({OFFLINE})",
+    ),
     ("Table 3", "datasets, split sizes and majority baselines", ["table3_splits"], "", ""),
-    ("Table 4", "mixed vs full precision (Appendix C)", ["table4"],
-     "mixed precision exists only on CUDA (CPU runs are always fp32): run configs/paper.yaml (condition fp32) on a "
-     "GPU cluster with analysis.tables.table4 {columns: {mixed_precision: debiased, full_precision: fp32}}", ""),
-    ("Table 5", "bias correction on full MNLI (Appendix D)", ["optimiser@mnli"],
-     f"full MNLI needs {CLUSTER} (task mnli, seed set mnli3); {OFFLINE}", ""),
-    ("Table 6", "fine-tuning recipes of other models (Appendix F)", [],
-     "a table of inputs, not results: the RoBERTa and ELECTRA recipes are the roberta_*/electra_* conditions of "
-     "configs/paper.yaml; XLNet and BART are not supported by the engine", ""),
-    ("Table 7", "Standard vs Re-init on other large models (Appendix F)", ["table7"],
-     f"RoBERTa-large and ELECTRA-large need {CLUSTER} (weights not available offline) with analysis.tables.table7 "
-     f"{{columns: {{roberta_standard: ..., roberta_reinit: ..., electra_standard: ..., electra_reinit: ...}}}}", ""),
+    (
+        "Table 4",
+        "mixed vs full precision (Appendix C)",
+        ["table4"],
+        "mixed precision exists only on CUDA (CPU runs are always fp32): run configs/paper.yaml (condition fp32) on a "
+        "GPU cluster with analysis.tables.table4 {columns: {mixed_precision: debiased, full_precision: fp32}}",
+        "",
+    ),
+    (
+        "Table 5",
+        "bias correction on full MNLI (Appendix D)",
+        ["optimiser@mnli"],
+        f"full MNLI needs {CLUSTER} (task mnli, seed set mnli3); {OFFLINE}",
+        "",
+    ),
+    (
+        "Table 6",
+        "fine-tuning recipes of other models (Appendix F)",
+        [],
+        "a table of inputs, not results: the RoBERTa and ELECTRA recipes are the roberta_*/electra_* conditions of "
+        "configs/paper.yaml; XLNet and BART are not supported by the engine",
+        "",
+    ),
+    (
+        "Table 7",
+        "Standard vs Re-init on other large models (Appendix F)",
+        ["table7"],
+        f"RoBERTa-large and ELECTRA-large need {CLUSTER} (weights not available offline) with analysis.tables.table7 "
+        f"{{columns: {{roberta_standard: ..., roberta_reinit: ..., electra_standard: ..., electra_reinit: ...}}}}",
+        "",
+    ),
     ("Figure 1", "bias of BERTAdam's update against steps", ["fig01_bias_ratio"], "", ""),
     ("Figure 2", "test performance, BERTAdam vs debiased (box plots)", ["fig02_optimiser_test"], NO_OPT, ""),
     ("Figure 3", "training loss, BERTAdam vs debiased (RTE)", ["fig03_train_loss_optimiser"], NO_OPT, ""),
     ("Figure 4", "expected test performance vs number of trials", ["fig04_expected_test"], "", ""),
-    ("Figure 5", "validation distribution vs Re-init L (RTE, MRPC)", ["fig05_reinit_val", "fig05b_metric_vs_layers"],
-     NO_SWEEP, ""),
-    ("Figure 6", "training loss, Standard vs Re-init", ["fig06_train_loss_reinit"],
-     "this study's grid has no Standard/Re-init pair on one task", ""),
-    ("Figure 7", "per-block L2 drift vs steps, Standard vs Re-init L", ["fig07_drift_steps", "fig07b_drift_depth"],
-     "this study's grid has no Standard runs", "the paper's 24 blocks of BERT-large need configs/paper.yaml"),
-    ("Figure 8", "validation metric vs training iterations (1k datasets)", ["fig08b_metric_vs_steps", "fig08_val_curves"],
-     "this study's grid has neither Standard and Longer nor a step sweep",
-     f"the 1k datasets and the step grid 96-3200 need {CLUSTER}"),
-    ("Figure 9", "validation grid over init seed x data seed (RTE)", ["fig09_seed_grid"],
-     "needs the seed-grid overlay (configs/seed-grid.yaml: runs whose initialisation and data-order seeds differ; "
-     "configs/paper.yaml for the paper's 10 x 10)", ""),
-    ("Figure 10", "std with one seed fixed (RTE)", ["fig10_seed_std"],
-     "needs the seed-grid overlay (configs/seed-grid.yaml; configs/paper.yaml for the paper's 10 x 10)", ""),
-    ("Figure 11", "training loss, BERTAdam vs debiased, all four tasks", ["fig03_train_loss_optimiser"], NO_OPT,
-     "the paper's four tasks at full size need configs/paper.yaml"),
+    (
+        "Figure 5",
+        "validation distribution vs Re-init L (RTE, MRPC)",
+        ["fig05_reinit_val", "fig05b_metric_vs_layers"],
+        NO_SWEEP,
+        "",
+    ),
+    (
+        "Figure 6",
+        "training loss, Standard vs Re-init",
+        ["fig06_train_loss_reinit"],
+        "this study's grid has no Standard/Re-init pair on one task",
+        "",
+    ),
+    (
+        "Figure 7",
+        "per-block L2 drift vs steps, Standard vs Re-init L",
+        ["fig07_drift_steps", "fig07b_drift_depth"],
+        "this study's grid has no Standard runs",
+        "the paper's 24 blocks of BERT-large need configs/paper.yaml",
+    ),
+    (
+        "Figure 8",
+        "validation metric vs training iterations (1k datasets)",
+        ["fig08b_metric_vs_steps", "fig08_val_curves"],
+        "this study's grid has neither Standard and Longer nor a step sweep",
+        f"the 1k datasets and the step grid 96-3200 need {CLUSTER}",
+    ),
+    (
+        "Figure 9",
+        "validation grid over init seed x data seed (RTE)",
+        ["fig09_seed_grid"],
+        "needs the seed-grid overlay (configs/seed-grid.yaml: runs whose initialisation and data-order seeds differ; "
+        "configs/paper.yaml for the paper's 10 x 10)",
+        "",
+    ),
+    (
+        "Figure 10",
+        "std with one seed fixed (RTE)",
+        ["fig10_seed_std"],
+        "needs the seed-grid overlay (configs/seed-grid.yaml; configs/paper.yaml for the paper's 10 x 10)",
+        "",
+    ),
+    (
+        "Figure 11",
+        "training loss, BERTAdam vs debiased, all four tasks",
+        ["fig03_train_loss_optimiser"],
+        NO_OPT,
+        "the paper's four tasks at full size need configs/paper.yaml",
+    ),
     ("Figure 12", "expected validation performance vs number of trials", ["fig12_expected_val"], "", ""),
-    ("Figure 13", "validation distribution vs Re-init L, 12 datasets", ["fig05_reinit_val"], NO_SWEEP,
-     f"the paper's 12 datasets need {CLUSTER}; {OFFLINE}"),
-    ("Figure 14", "validation metric vs iterations, SST/QNLI/QQP/MNLI (1k)", ["fig08b_metric_vs_steps@large"],
-     f"{OFFLINE}; SST-2 (1k) can run here in a study that includes sst-2 with train_size 1000 and Standard and "
-     f"Longer (or a step sweep)", ""),
-    ("Figure 15", "L2 drift of all 24 blocks, RTE", ["fig07_drift_steps@rte"],
-     "this study has no RTE runs", "BERT-large's 24 blocks need configs/paper.yaml"),
-    ("Figure 16", "L2 drift of all 24 blocks, MRPC", ["fig07_drift_steps@mrpc"],
-     "this study has no MRPC runs", "BERT-large's 24 blocks need configs/paper.yaml"),
-    ("Figure 17", "L2 drift of all 24 blocks, STS-B", ["fig07_drift_steps@sts-b"],
-     "this study has no STS-B runs", "BERT-large's 24 blocks need configs/paper.yaml"),
-    ("Figure 18", "L2 drift of all 24 blocks, CoLA", ["fig07_drift_steps@cola"],
-     "this study has no CoLA runs", "BERT-large's 24 blocks need configs/paper.yaml"),
+    (
+        "Figure 13",
+        "validation distribution vs Re-init L, 12 datasets",
+        ["fig05_reinit_val"],
+        NO_SWEEP,
+        f"the paper's 12 datasets need {CLUSTER}; {OFFLINE}",
+    ),
+    (
+        "Figure 14",
+        "validation metric vs iterations, SST/QNLI/QQP/MNLI (1k)",
+        ["fig08b_metric_vs_steps@large"],
+        f"{OFFLINE}; SST-2 (1k) can run here in a study that includes sst-2 with train_size 1000 and Standard and "
+        f"Longer (or a step sweep)",
+        "",
+    ),
+    (
+        "Figure 15",
+        "L2 drift of all 24 blocks, RTE",
+        ["fig07_drift_steps@rte"],
+        "this study has no RTE runs",
+        "BERT-large's 24 blocks need configs/paper.yaml",
+    ),
+    (
+        "Figure 16",
+        "L2 drift of all 24 blocks, MRPC",
+        ["fig07_drift_steps@mrpc"],
+        "this study has no MRPC runs",
+        "BERT-large's 24 blocks need configs/paper.yaml",
+    ),
+    (
+        "Figure 17",
+        "L2 drift of all 24 blocks, STS-B",
+        ["fig07_drift_steps@sts-b"],
+        "this study has no STS-B runs",
+        "BERT-large's 24 blocks need configs/paper.yaml",
+    ),
+    (
+        "Figure 18",
+        "L2 drift of all 24 blocks, CoLA",
+        ["fig07_drift_steps@cola"],
+        "this study has no CoLA runs",
+        "BERT-large's 24 blocks need configs/paper.yaml",
+    ),
 ]
 
 
@@ -126,7 +224,10 @@ def paper_map_rows(cfg, tables_dir, figures_dir, base_dir) -> list[dict]:
     tables, figs = set(planned_tables(cfg)), set(planned_figures(cfg))
     tasks = set(_study_tasks(cfg))
     large = {"sst-2", "qnli", "qqp", "mnli"}
-    rel = (lambda p: os.path.relpath(p, base_dir))
+
+    def rel(p):
+        return os.path.relpath(p, base_dir)
+
     rows = []
     for item, what, outs, reason, scale in PAPER_ITEMS:
         files, code, target = [], [], []
@@ -146,33 +247,54 @@ def paper_map_rows(cfg, tables_dir, figures_dir, base_dir) -> list[dict]:
                 code.append(f"pipeline/figures.py ({name})")
                 target.append(_snakemake_cmd(cfg, f"{Path(figures_dir).as_posix()}/{name}.png"))
         status = "produced" if files else "not produced here"
-        note = (f"at this study's scale ({scale})" if scale else "") if files else (reason or "not in this study")
-        rows.append({"item": item, "what": what, "files": files, "code": sorted(set(code)),
-                     "target": target[:1], "config": _config_file(cfg) if files else "",
-                     "status": status, "reason": note})
+        note = (
+            (f"at this study's scale ({scale})" if scale else "")
+            if files
+            else (reason or "not in this study")
+        )
+        rows.append(
+            {
+                "item": item,
+                "what": what,
+                "files": files,
+                "code": sorted(set(code)),
+                "target": target[:1],
+                "config": _config_file(cfg) if files else "",
+                "status": status,
+                "reason": note,
+            }
+        )
     return rows
 
 
 def paper_map_markdown(cfg, rows) -> str:
-    lines = ["# Paper map: every table and figure of Zhang et al. (ICLR 2021)", "",
-             f"Study `{cfg['study']['name']}` (config hash `{cfg.get('_config_hash', '')}`), configuration "
-             f"{_config_file(cfg)}. Paths are relative to this file. Rules: `analyze` (tables), `figures`, "
-             "`report` in rules/report.smk.", "",
-             "| Item | What the paper shows | Regenerated by | Target and config | Status |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# Paper map: every table and figure of Zhang et al. (ICLR 2021)",
+        "",
+        f"Study `{cfg['study']['name']}` (config hash `{cfg.get('_config_hash', '')}`), configuration "
+        f"{_config_file(cfg)}. Paths are relative to this file. Rules: `analyze` (tables), `figures`, "
+        "`report` in rules/report.smk.",
+        "",
+        "| Item | What the paper shows | Regenerated by | Target and config | Status |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         files = "<br>".join(f"`{f}`" for f in r["files"]) or "–"
         code = "; ".join(r["code"])
         regen = f"{files}<br>({code})" if code else files
-        tgt = (f"`{r['target'][0]}`<br>{r['config']}" if r["target"] else "–")
+        tgt = f"`{r['target'][0]}`<br>{r['config']}" if r["target"] else "–"
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
         lines.append(f"| {r['item']} | {r['what']} | {regen} | {tgt} | {status} |")
-    lines += ["", "Algorithm 1 (Adam with the two bias-correction lines BERTAdam omits) is implemented by "
-              "pipeline/optim.py, not drawn."]
+    lines += [
+        "",
+        "Algorithm 1 (Adam with the two bias-correction lines BERTAdam omits) is implemented by "
+        "pipeline/optim.py, not drawn.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 # ---- Markdown (the subset the tables use) -> HTML ------------------------------------------------
+
 
 def _inline(text: str) -> str:
     t = html.escape(text, quote=False)
@@ -196,8 +318,11 @@ def md_to_html(md: str, shift: int = 1) -> str:
             out.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
         elif line.startswith("|") and i + 1 < len(lines) and re.match(r"^\|[-:| ]+\|$", lines[i + 1].strip()):
             head = _split_row(line)
-            out.append("<div class='tw'><table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
-                       + "</tr></thead><tbody>")
+            out.append(
+                "<div class='tw'><table><thead><tr>"
+                + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                + "</tr></thead><tbody>"
+            )
             i += 2
             while i < len(lines) and lines[i].startswith("|"):
                 out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _split_row(lines[i])) + "</tr>")
@@ -247,18 +372,22 @@ def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) ->
     from .config import run_grid
 
     grid = run_grid(cfg)
-    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-             f"<title>Report: study {html.escape(name)}</title>", f"<style>{CSS}</style></head><body>",
-             f"<h1>Revisiting Few-sample BERT Fine-tuning: study <code>{html.escape(name)}</code></h1>",
-             f"<p class='meta'>Config hash <code>{html.escape(cfg['_config_hash'])}</code> · model "
-             f"<code>{html.escape(str(cfg['train'].get('model')))}</code> · tasks "
-             f"{html.escape(', '.join(cfg['study']['tasks']))} · {len(grid)} runs · report seeds "
-             f"{html.escape(', '.join(a.get('report_seeds') or []))}, selection seeds "
-             f"{html.escape(', '.join(a.get('selection_seeds') or []))} · alpha {a.get('alpha')} (one-tailed), "
-             f"power {a.get('power')} · configuration {html.escape(_config_file(cfg))}</p>",
-             "<p>All numbers come from the run records of this study. Settings are chosen on validation only; test "
-             "metrics are reported, never used to choose. Tables show x100, figures the 0-1 scale.</p>",
-             "<nav><h2>Contents</h2><ul><li><a href='#claims'>Claims</a></li>"]
+    parts = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Report: study {html.escape(name)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Revisiting Few-sample BERT Fine-tuning: study <code>{html.escape(name)}</code></h1>",
+        f"<p class='meta'>Config hash <code>{html.escape(cfg['_config_hash'])}</code> · model "
+        f"<code>{html.escape(str(cfg['train'].get('model')))}</code> · tasks "
+        f"{html.escape(', '.join(cfg['study']['tasks']))} · {len(grid)} runs · report seeds "
+        f"{html.escape(', '.join(a.get('report_seeds') or []))}, selection seeds "
+        f"{html.escape(', '.join(a.get('selection_seeds') or []))} · alpha {a.get('alpha')} (one-tailed), "
+        f"power {a.get('power')} · configuration {html.escape(_config_file(cfg))}</p>",
+        "<p>All numbers come from the run records of this study. Settings are chosen on validation only; test "
+        "metrics are reported, never used to choose. Tables show x100, figures the 0-1 scale.</p>",
+        "<nav><h2>Contents</h2><ul><li><a href='#claims'>Claims</a></li>",
+    ]
     for t in tindex:
         if t["name"] != "claims":
             parts.append(f"<li><a href='#table-{t['name']}'>{html.escape(t['title'])}</a></li>")
@@ -277,15 +406,19 @@ def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) ->
         parts.append(f"<section id='table-{t['name']}'>")
         md = (tables_dir / t["files"]["md"]).read_text()
         parts.append(md_to_html(md, shift=2))
-        parts.append(f"<p class='meta'>Paper: {html.escape(t.get('paper_item') or '–')} · files "
-                     f"{html.escape(', '.join(t['files'].values()))}</p></section>")
+        parts.append(
+            f"<p class='meta'>Paper: {html.escape(t.get('paper_item') or '–')} · files "
+            f"{html.escape(', '.join(t['files'].values()))}</p></section>"
+        )
     parts.append("<h2>Figures</h2>")
     for f in findex:
         data = base64.b64encode((figures_dir / f["png"]).read_bytes()).decode("ascii")
-        parts.append(f"<figure id='fig-{f['name']}'><img alt='{html.escape(f['name'])}' "
-                     f"src=\"data:image/png;base64,{data}\">"
-                     f"<figcaption><strong>{html.escape(f['name'])}</strong> ({html.escape(f['paper_item'])}). "
-                     f"{html.escape(f['caption'])} Numbers plotted: {html.escape(f['csv'])}.</figcaption></figure>")
+        parts.append(
+            f"<figure id='fig-{f['name']}'><img alt='{html.escape(f['name'])}' "
+            f'src="data:image/png;base64,{data}">'
+            f"<figcaption><strong>{html.escape(f['name'])}</strong> ({html.escape(f['paper_item'])}). "
+            f"{html.escape(f['caption'])} Numbers plotted: {html.escape(f['csv'])}.</figcaption></figure>"
+        )
     parts.append("<section id='paper-map'>")
     parts.append(md_to_html(pm, shift=1))
     parts.append("</section></body></html>")

@@ -51,6 +51,13 @@ def eval_steps(total: int, num_evals: int) -> list[int]:
     return steps
 
 
+def _improves(score: float, best: float) -> bool:
+    """Strict improvement (the first best is kept); a NaN never wins, and any number beats a NaN."""
+    if math.isnan(score):
+        return False
+    return math.isnan(best) or score > best
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -186,7 +193,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
             loss = loss_fn(logits[:, 0], labels) if spec.is_regression else loss_fn(logits, labels)
             loss = loss / len(batch_idx)  # the mean over the optimiser batch, not over micro-batches
             (scaler.scale(loss) if scaler else loss).backward()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
         if scaler:
             scaler.unscale_(opt)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"]))
@@ -210,7 +217,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
             eval_time += time.perf_counter() - t0
             row.update({f"val_{k}": v for k, v in scores.items()})
             score = scores[sel]
-            if best["state"] is None or score > best["score"]:  # strict: the first best is kept
+            if best["state"] is None or _improves(score, best["score"]):
                 best.update(score=score, step=step, val=scores,
                             state={k: v.detach().clone() for k, v in model.state_dict().items()})
             record_drift(step)

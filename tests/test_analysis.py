@@ -5,6 +5,7 @@ collapsed runs), Table 1 marks, claim verdicts, the tables written, and the repo
 metadata, selection files, study.json) from a small synthetic grid, so nothing here needs torch or a
 finished fine-tuning study. The last tests also run on results/smoke when it exists.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,20 +22,44 @@ SMOKE = REPO / "results" / "smoke"
 
 # known effects (0-1 scale) of the synthetic study, on top of a per-seed offset shared by all conditions
 BASE = {"rte": 0.70, "sts-b": 0.85}
-SHIFT = {"debiased": 0.0, "reinit": 0.04, "longer": 0.02, "reinit_longer": 0.05, "bertadam": -0.04,
-         "mixout": 0.0, "prior_wd": -0.001, "wd": 0.0, "llrd": 0.001, "intermediate": 0.03,
-         "reinit_sweep-L1": 0.01, "reinit_sweep-L2": 0.03, "reinit_sweep-L3": 0.02}
+SHIFT = {
+    "debiased": 0.0,
+    "reinit": 0.04,
+    "longer": 0.02,
+    "reinit_longer": 0.05,
+    "bertadam": -0.04,
+    "mixout": 0.0,
+    "prior_wd": -0.001,
+    "wd": 0.0,
+    "llrd": 0.001,
+    "intermediate": 0.03,
+    "reinit_sweep-L1": 0.01,
+    "reinit_sweep-L2": 0.03,
+    "reinit_sweep-L3": 0.02,
+}
 
 
 def synthetic_config(**over) -> dict:
     from pipeline.config import deep_merge, validate
 
-    cfg = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()),
-                     yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text()))
-    cfg = deep_merge(cfg, {"study": {"name": "synthetic"},
-                           "seeds": {"optimiser": list(range(8)), "main": list(range(8)), "longer": list(range(6)),
-                                     "stabiliser": list(range(4)), "selection": [100, 101]},
-                           "analysis": {"n_boot": 400, "expected_draws": 50}})
+    cfg = deep_merge(
+        yaml.safe_load((REPO / "params.yaml").read_text()),
+        yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text()),
+    )
+    cfg = deep_merge(
+        cfg,
+        {
+            "study": {"name": "synthetic"},
+            "seeds": {
+                "optimiser": list(range(8)),
+                "main": list(range(8)),
+                "longer": list(range(6)),
+                "stabiliser": list(range(4)),
+                "selection": [100, 101],
+            },
+            "analysis": {"n_boot": 400, "expected_draws": 50},
+        },
+    )
     cfg = deep_merge(cfg, over)
     errors = validate(cfg)
     assert not errors, errors
@@ -46,11 +71,11 @@ def _value(task, cond, seed, rng):
     offset = 0.004 * ((seed * 7) % 5 - 2)  # shared by every condition of this seed: a paired design
     v = BASE[task] + SHIFT.get(cond, 0.0) + offset + rng.normal(0, 0.002)
     share, pstd = (0.6, np.nan) if task == "rte" else (np.nan, 1.2)
-    if cond == "bertadam" and task == "rte" and seed < 4:      # 4 of 8 below the 55% rule
+    if cond == "bertadam" and task == "rte" and seed < 4:  # 4 of 8 below the 55% rule
         v, share = 0.50, 1.0
-    if cond == "bertadam" and task == "sts-b" and seed == 0:   # a NaN correlation (constant predictions)
+    if cond == "bertadam" and task == "sts-b" and seed == 0:  # a NaN correlation (constant predictions)
         v, pstd = np.nan, 0.0
-    if cond == "bertadam" and task == "sts-b" and seed == 1:   # collapsed, yet a positive Spearman
+    if cond == "bertadam" and task == "sts-b" and seed == 1:  # collapsed, yet a positive Spearman
         v, pstd = 0.08, 0.01
     return v, share, pstd
 
@@ -70,33 +95,86 @@ def make_study(root: Path, cfg: dict | None = None) -> dict:
     blocks = ["embeddings"] + [f"block{i}" for i in range(6)] + ["pooler", "head"]
     for task, cond, seed in run_grid(cfg):
         s = resolve_settings(cfg, task, cond, seed)
-        if s.get("select"):  # the engine records the chosen candidate's settings: here L = 2 (best on validation)
+        if s.get(
+            "select"
+        ):  # the engine records the chosen candidate's settings: here L = 2 (best on validation)
             s.update(reinit_layers=2, reinit_pooler=True)
         metric = "accuracy" if task == "rte" else "spearman"
         steps = 8 if s["epochs"] == 2 else 4
         v, share, pstd = _value(task, cond, seed, rng)
         val = (v if np.isfinite(v) else 0.0) + 0.01 + rng.normal(0, 0.003)
-        rows.append({"task": task, "condition": cond, "seed": seed, "init_seed": seed, "data_seed": seed,
-                     "metric": metric, "test_best": v, "test_last": v - 0.005 if np.isfinite(v) else np.nan,
-                     "val_best": val, "val_last": val - 0.01, "majority_test": 0.52 if task == "rte" else 0.0,
-                     "label_std_test": 0.5 if task == "rte" else 1.4, "pred_std_best": pstd,
-                     "pred_major_share_best": share, "pred_std_last": pstd, "pred_major_share_last": share,
-                     "total_steps": steps, "best_step": steps, "n_train": 32, "n_val": 24, "n_test": 48,
-                     **{k: s.get(k) for k in ("lr", "bias_correction", "reinit_layers", "reinit_pooler", "max_steps",
-                                              "epochs", "mixout_p", "prior_wd", "weight_decay", "llrd_eta",
-                                              "intermediate_task")}})
+        rows.append(
+            {
+                "task": task,
+                "condition": cond,
+                "seed": seed,
+                "init_seed": seed,
+                "data_seed": seed,
+                "metric": metric,
+                "test_best": v,
+                "test_last": v - 0.005 if np.isfinite(v) else np.nan,
+                "val_best": val,
+                "val_last": val - 0.01,
+                "majority_test": 0.52 if task == "rte" else 0.0,
+                "label_std_test": 0.5 if task == "rte" else 1.4,
+                "pred_std_best": pstd,
+                "pred_major_share_best": share,
+                "pred_std_last": pstd,
+                "pred_major_share_last": share,
+                "total_steps": steps,
+                "best_step": steps,
+                "n_train": 32,
+                "n_val": 24,
+                "n_test": 48,
+                **{
+                    k: s.get(k)
+                    for k in (
+                        "lr",
+                        "bias_correction",
+                        "reinit_layers",
+                        "reinit_pooler",
+                        "max_steps",
+                        "epochs",
+                        "mixout_p",
+                        "prior_wd",
+                        "weight_decay",
+                        "llrd_eta",
+                        "intermediate_task",
+                    )
+                },
+            }
+        )
         d = root / "runs" / task / cond / f"seed{seed}"
         d.mkdir(parents=True, exist_ok=True)
         st = np.arange(1, steps + 1)
         loss = 0.7 * np.exp(-st / (6 if cond == "bertadam" else 3)) + 0.01 * seed
         curve = pd.DataFrame({"step": st, "lr": 1e-4, "train_loss": loss, "grad_norm": 1.0})
         curve[f"val_{metric}"] = [val - 0.02 * (steps - i) / steps if i % 2 == 0 else np.nan for i in st]
-        curve.to_csv(d / "curve.csv", index=False)  # plain writes: fsync per file would dominate the test time
-        drift = [{"step": k, "level": "block", "name": b, "l2": 0.01 * k * (j + 1) * (1 + 0.1 * seed) /
-                  (1 + s["reinit_layers"]), "rel": 0.001 * k} for k in (0, steps // 2, steps) for j, b in enumerate(blocks)]
+        curve.to_csv(
+            d / "curve.csv", index=False
+        )  # plain writes: fsync per file would dominate the test time
+        drift = [
+            {
+                "step": k,
+                "level": "block",
+                "name": b,
+                "l2": 0.01 * k * (j + 1) * (1 + 0.1 * seed) / (1 + s["reinit_layers"]),
+                "rel": 0.001 * k,
+            }
+            for k in (0, steps // 2, steps)
+            for j, b in enumerate(blocks)
+        ]
         pd.DataFrame(drift).to_csv(d / "drift.csv", index=False)
-        upd = [{"step": k, "name": b, "update_l2": (0.1 + 0.01 * j + 0.001 * seed) *
-                (float(bias_ratio(k)) if not s["bias_correction"] else 1.0)} for k in range(1, 5) for j, b in enumerate(blocks)]
+        upd = [
+            {
+                "step": k,
+                "name": b,
+                "update_l2": (0.1 + 0.01 * j + 0.001 * seed)
+                * (float(bias_ratio(k)) if not s["bias_correction"] else 1.0),
+            }
+            for k in range(1, 5)
+            for j, b in enumerate(blocks)
+        ]
         pd.DataFrame(upd).to_csv(d / "updates.csv", index=False)
         dirs.append((task, cond, seed, d))
     runs = pd.DataFrame(rows)
@@ -105,24 +183,35 @@ def make_study(root: Path, cfg: dict | None = None) -> dict:
     atomic_write_csv(root / "summary" / "drift.csv", drift_table(dirs))
     for task in cfg["study"]["tasks"]:
         metric = "accuracy" if task == "rte" else "spearman"
-        maj = {"test": {metric: 0.52 if task == "rte" else 0.0}, "val": {metric: 0.54 if task == "rte" else 0.0},
-               "train": {metric: 0.5 if task == "rte" else 0.0}}
-        atomic_write_json(root / "splits" / task / "meta.json",
-                          {"task": task, "sizes": {"train": 32, "val": 24, "test": 48}, "majority_baseline": maj})
+        maj = {
+            "test": {metric: 0.52 if task == "rte" else 0.0},
+            "val": {metric: 0.54 if task == "rte" else 0.0},
+            "train": {metric: 0.5 if task == "rte" else 0.0},
+        }
+        atomic_write_json(
+            root / "splits" / task / "meta.json",
+            {"task": task, "sizes": {"train": 32, "val": 24, "test": 48}, "majority_baseline": maj},
+        )
     fams = sweep_families(cfg["conditions"])
     for task in cfg["study"]["tasks"]:
         for fam, members in fams.items():
             g = runs[(runs["task"] == task) & runs["condition"].isin(members)]
             if g.empty:
                 continue
-            cands = [{"name": m, "overrides": {"reinit_layers": int(m[-1]), "reinit_pooler": True},
-                      "val": g.loc[g["condition"] == m, "val_best"].tolist()} for m in members]
+            cands = [
+                {
+                    "name": m,
+                    "overrides": {"reinit_layers": int(m[-1]), "reinit_pooler": True},
+                    "val": g.loc[g["condition"] == m, "val_best"].tolist(),
+                }
+                for m in members
+            ]
             sel = choose(cands)
             sel.update(task=task, family=fam, seeds=sorted(g["seed"].unique().tolist()))
             atomic_write_json(root / "selection" / task / f"{fam}.json", sel)
     cfg = {**cfg, "_config_hash": config_hash(cfg)}
     atomic_write_json(root / "study.json", cfg)
-    return cfg
+    return json.loads((root / "study.json").read_text())  # as the stages read it: keys sorted
 
 
 @pytest.fixture(scope="session")
@@ -137,14 +226,17 @@ def synthetic(tmp_path_factory):
 
 # ---- degenerate runs --------------------------------------------------------------------------------
 
+
 def test_degenerate_counts_nan_collapsed_and_rule(synthetic):
     f = synthetic["flagged"]
     g = f[(f["task"] == "rte") & (f["condition"] == "bertadam")]
-    assert g["degenerate"].sum() == 4                       # the RTE rule: below 0.55
+    assert g["degenerate"].sum() == 4  # the RTE rule: below 0.55
     assert set(g.loc[g["degenerate"], "degenerate_reason"]) == {"below 0.55"}
     s = f[(f["task"] == "sts-b") & (f["condition"] == "bertadam")].set_index("seed")
     assert s.loc[0, "degenerate"] and s.loc[0, "degenerate_reason"] == "nan"
-    assert s.loc[1, "degenerate"] and s.loc[1, "degenerate_reason"] == "collapsed"  # Spearman 0.08 > 0, yet collapsed
+    assert (
+        s.loc[1, "degenerate"] and s.loc[1, "degenerate_reason"] == "collapsed"
+    )  # Spearman 0.08 > 0, yet collapsed
     assert s["degenerate"].sum() == 2
     assert not f[f["condition"] == "debiased"]["degenerate"].any()
     summ = synthetic["summary"].set_index(["task", "condition"])
@@ -160,26 +252,89 @@ def test_degenerate_flags_on_hand_built_runs():
     from pipeline.analysis import flag_runs
 
     cfg = synthetic_config()
-    runs = pd.DataFrame([
-        {"task": "sts-b", "condition": "x", "seed": 0, "metric": "spearman", "test_best": np.nan, "test_last": 0.5,
-         "majority_test": 0.0, "label_std_test": 1.0, "pred_std_best": 0.0, "pred_major_share_best": np.nan},
-        {"task": "sts-b", "condition": "x", "seed": 1, "metric": "spearman", "test_best": 0.1, "test_last": 0.1,
-         "majority_test": 0.0, "label_std_test": 1.0, "pred_std_best": 0.04, "pred_major_share_best": np.nan},
-        {"task": "sts-b", "condition": "x", "seed": 2, "metric": "spearman", "test_best": 0.8, "test_last": 0.8,
-         "majority_test": 0.0, "label_std_test": 1.0, "pred_std_best": 0.9, "pred_major_share_best": np.nan},
-        {"task": "sts-b", "condition": "x", "seed": 3, "metric": "spearman", "test_best": -0.01, "test_last": 0.8,
-         "majority_test": 0.0, "label_std_test": 1.0, "pred_std_best": 0.9, "pred_major_share_best": np.nan},
-        {"task": "rte", "condition": "x", "seed": 0, "metric": "accuracy", "test_best": 0.56, "test_last": 0.56,
-         "majority_test": 0.52, "label_std_test": 0.5, "pred_std_best": np.nan, "pred_major_share_best": 0.97},
-        {"task": "rte", "condition": "x", "seed": 1, "metric": "accuracy", "test_best": 0.54, "test_last": 0.56,
-         "majority_test": 0.52, "label_std_test": 0.5, "pred_std_best": np.nan, "pred_major_share_best": 0.6},
-    ])
+    runs = pd.DataFrame(
+        [
+            {
+                "task": "sts-b",
+                "condition": "x",
+                "seed": 0,
+                "metric": "spearman",
+                "test_best": np.nan,
+                "test_last": 0.5,
+                "majority_test": 0.0,
+                "label_std_test": 1.0,
+                "pred_std_best": 0.0,
+                "pred_major_share_best": np.nan,
+            },
+            {
+                "task": "sts-b",
+                "condition": "x",
+                "seed": 1,
+                "metric": "spearman",
+                "test_best": 0.1,
+                "test_last": 0.1,
+                "majority_test": 0.0,
+                "label_std_test": 1.0,
+                "pred_std_best": 0.04,
+                "pred_major_share_best": np.nan,
+            },
+            {
+                "task": "sts-b",
+                "condition": "x",
+                "seed": 2,
+                "metric": "spearman",
+                "test_best": 0.8,
+                "test_last": 0.8,
+                "majority_test": 0.0,
+                "label_std_test": 1.0,
+                "pred_std_best": 0.9,
+                "pred_major_share_best": np.nan,
+            },
+            {
+                "task": "sts-b",
+                "condition": "x",
+                "seed": 3,
+                "metric": "spearman",
+                "test_best": -0.01,
+                "test_last": 0.8,
+                "majority_test": 0.0,
+                "label_std_test": 1.0,
+                "pred_std_best": 0.9,
+                "pred_major_share_best": np.nan,
+            },
+            {
+                "task": "rte",
+                "condition": "x",
+                "seed": 0,
+                "metric": "accuracy",
+                "test_best": 0.56,
+                "test_last": 0.56,
+                "majority_test": 0.52,
+                "label_std_test": 0.5,
+                "pred_std_best": np.nan,
+                "pred_major_share_best": 0.97,
+            },
+            {
+                "task": "rte",
+                "condition": "x",
+                "seed": 1,
+                "metric": "accuracy",
+                "test_best": 0.54,
+                "test_last": 0.56,
+                "majority_test": 0.52,
+                "label_std_test": 0.5,
+                "pred_std_best": np.nan,
+                "pred_major_share_best": 0.6,
+            },
+        ]
+    )
     f = flag_runs(runs, cfg)
     assert f["degenerate"].tolist() == [True, True, False, True, True, True]
     assert f["degenerate_reason"].tolist() == ["nan", "collapsed", "", "<= 0", "collapsed", "below 0.55"]
 
 
 # ---- comparisons, Table 1 and claims ------------------------------------------------------------------
+
 
 def test_comparisons_paired_by_seed_and_holm(synthetic):
     from pipeline import stats
@@ -204,15 +359,20 @@ def test_comparisons_paired_by_seed_and_holm(synthetic):
 def test_claims_verdicts(synthetic):
     claims = pd.read_csv(synthetic["root"] / "tables" / "claims.csv")
     v = claims.groupby("comparison")["claim_verdict"].first()
-    assert v["reinit"] == "reproduced"           # +0.04 on 8 paired seeds, both tasks
-    assert v["longer"] == "reproduced"           # +0.02 on 6 paired seeds
-    assert v["intermediate"] == "reproduced"     # +0.03 on 4 paired seeds (sts-b only)
+    assert v["reinit"] == "reproduced"  # +0.04 on 8 paired seeds, both tasks
+    assert v["longer"] == "reproduced"  # +0.02 on 6 paired seeds
+    assert v["intermediate"] == "reproduced"  # +0.03 on 4 paired seeds (sts-b only)
     # BERTAdam: clearly worse on RTE, but the NaN and collapsed STS-B runs make STS-B too noisy for 8 seeds
     bc = claims[claims["comparison"] == "bias_correction"].set_index("task")
     assert bc.loc["rte", "task_verdict"] == "reproduced"
-    assert bc.loc["sts-b", "task_verdict"] == "inconclusive" and "too few seeds" in bc.loc["sts-b", "task_reason"]
+    assert (
+        bc.loc["sts-b", "task_verdict"] == "inconclusive"
+        and "too few seeds" in bc.loc["sts-b", "task_reason"]
+    )
     assert v["bias_correction"] == "inconclusive"
-    assert v["prior_wd"] != "not reproduced" and v["wd"] != "not reproduced"   # no gain: consistent, not proven
+    assert (
+        v["prior_wd"] != "not reproduced" and v["wd"] != "not reproduced"
+    )  # no gain: consistent, not proven
     md = (synthetic["root"] / "tables" / "claims.md").read_text()
     assert "Verdict rule" in md and "| RQ |" in md
     for rq in (1, 2, 3, 4, 5):
@@ -238,15 +398,29 @@ def test_no_gain_claim_with_a_margin(synthetic):
 def test_inconclusive_says_why():
     from pipeline.analysis import task_verdict
 
-    base = {"p_raw": 0.2, "p_opposite": 0.8, "p_holm": 0.4, "p_opposite_holm": 1.0, "effect": 0.01, "ci_low": -0.01,
-            "ci_high": 0.03, "mde_metric": 0.05, "decided_by": "paired_t", "stats_verdict": "inconclusive",
-            "stats_reason": "too few seeds: observed effect 0.01 is below ..."}
+    base = {
+        "p_raw": 0.2,
+        "p_opposite": 0.8,
+        "p_holm": 0.4,
+        "p_opposite_holm": 1.0,
+        "effect": 0.01,
+        "ci_low": -0.01,
+        "ci_high": 0.03,
+        "mde_metric": 0.05,
+        "decided_by": "paired_t",
+        "stats_verdict": "inconclusive",
+        "stats_reason": "too few seeds: observed effect 0.01 is below ...",
+    }
     v, cat, _ = task_verdict(base, "better", 0.05, None)
     assert (v, cat) == ("inconclusive", "too few seeds")
-    v, cat, _ = task_verdict({**base, "effect": -0.01, "stats_reason": "no effect detected: ..."}, "better", 0.05, None)
+    v, cat, _ = task_verdict(
+        {**base, "effect": -0.01, "stats_reason": "no effect detected: ..."}, "better", 0.05, None
+    )
     assert (v, cat) == ("inconclusive", "no effect")
     # significant before Holm, not after: inconclusive, not reproduced
-    v, cat, _ = task_verdict({**base, "p_raw": 0.03, "p_holm": 0.06, "stats_verdict": "reproduced"}, "better", 0.05, None)
+    v, cat, _ = task_verdict(
+        {**base, "p_raw": 0.03, "p_holm": 0.06, "stats_verdict": "reproduced"}, "better", 0.05, None
+    )
     assert (v, cat) == ("inconclusive", "too few seeds")
     v, _, _ = task_verdict({**base, "p_holm": 0.01}, "no_gain", 0.05, None)
     assert v == "not reproduced"
@@ -257,8 +431,8 @@ def test_inconclusive_says_why():
 def test_table1_marks(synthetic):
     t1 = pd.read_csv(synthetic["root"] / "tables" / "table1.csv")
     rte = t1[t1["task"] == "rte"].set_index("column")
-    assert rte.loc["reinit_longer", "best"]                   # +0.05 is the best mean
-    assert not rte.loc["standard_3ep", "equivalent"]          # 5 points worse on 6-8 seeds
+    assert rte.loc["reinit_longer", "best"]  # +0.05 is the best mean
+    assert not rte.loc["standard_3ep", "equivalent"]  # 5 points worse on 6-8 seeds
     assert rte.loc["standard_3ep", "p_vs_best"] < 0.05
     assert rte.loc["standard_3ep", "paper_mean_x100"] == pytest.approx(69.5)
     assert rte.loc["reinit_3ep", "mean"] == pytest.approx(0.74, abs=0.004)
@@ -270,18 +444,37 @@ def test_table1_marks(synthetic):
 
 def test_mark_rule_on_known_groups():
     """Identical groups: the first is best and the others equivalent; a clear shift is not equivalent."""
-    from pipeline.analysis import Table, table_layout1
+    from pipeline.analysis import Table, load_reported, table_layout1
 
     cfg = synthetic_config()
     rows = []
     for seed in range(6):
         for cond, v in (("debiased", 0.70), ("reinit", 0.70), ("longer", 0.60), ("reinit_longer", 0.70)):
-            rows.append({"task": "rte", "condition": cond, "seed": seed, "test_best": v + 0.01 * (seed % 3),
-                         "degenerate": False})
-    t = table_layout1("table1", cfg["analysis"]["tables"]["table1"], pd.DataFrame(rows), cfg, {}, mode="best")
+            rows.append(
+                {
+                    "task": "rte",
+                    "condition": cond,
+                    "seed": seed,
+                    "test_best": v + 0.01 * (seed % 3),
+                    "degenerate": False,
+                }
+            )
+    t = table_layout1(
+        "table1", cfg["analysis"]["tables"]["table1"], pd.DataFrame(rows), cfg, load_reported(), mode="best"
+    )
+    assert list(t.numbers["column"].unique()) == [
+        "standard_3ep",
+        "standard_longer",
+        "reinit_3ep",
+        "reinit_longer",
+    ]
     assert isinstance(t, Table)
     n = t.numbers.set_index("column")
-    assert n.loc["standard_3ep", "best"] and n.loc["reinit_3ep", "equivalent"] and n.loc["reinit_longer", "equivalent"]
+    assert (
+        n.loc["standard_3ep", "best"]
+        and n.loc["reinit_3ep", "equivalent"]
+        and n.loc["reinit_longer", "equivalent"]
+    )
     assert not n.loc["standard_longer", "equivalent"]
 
 
@@ -302,7 +495,7 @@ def test_tables_written_with_expected_rows(synthetic):
     assert opt.loc["rte", "fisher_p"] < 0.05
     sel = pd.read_csv(root / "tables" / "selection.csv")
     assert sel.groupby("task")["chosen"].sum().tolist() == [1, 1]
-    assert set(sel.loc[sel["chosen"], "candidate"]) == {"reinit_sweep-L2"}   # the highest validation mean
+    assert set(sel.loc[sel["chosen"], "candidate"]) == {"reinit_sweep-L2"}  # the highest validation mean
     t2 = pd.read_csv(root / "tables" / "table2.csv")
     assert set(t2["task"]) == {"rte", "sts-b"}
     assert t2.set_index(["task", "column"]).loc[("sts-b", "reinit"), "better_than_first"]
@@ -326,12 +519,19 @@ def test_selection_table_reads_validation_only(synthetic):
 
 # ---- report and paper map ---------------------------------------------------------------------------
 
+
 def _report_on(root: Path, cfg: dict, tmp: Path) -> dict:
     from pipeline import analysis, figures, report
 
     analysis.run_analysis(cfg, root, root / "summary" / "runs.csv", tmp / "stats", tmp / "tables")
-    figures.run_figures(cfg, root, tmp / "stats" / "runs_flagged.csv", root / "summary" / "curves.csv",
-                        root / "summary" / "drift.csv", tmp / "figures")
+    figures.run_figures(
+        cfg,
+        root,
+        tmp / "stats" / "runs_flagged.csv",
+        root / "summary" / "curves.csv",
+        root / "summary" / "drift.csv",
+        tmp / "figures",
+    )
     report.run_report(cfg, root, tmp / "tables", tmp / "figures", tmp / "report.html", tmp / "paper_map.md")
     return {"html": (tmp / "report.html").read_text(), "map": (tmp / "paper_map.md").read_text(), "tmp": tmp}
 
@@ -364,8 +564,13 @@ def test_report_and_paper_map_on_smoke_results(tmp_path):
         from pipeline.config import deep_merge
 
         root = tmp_path / "smoke-like"
-        cfg = make_study(root, deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()),
-                                          yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())))
+        cfg = make_study(
+            root,
+            deep_merge(
+                yaml.safe_load((REPO / "params.yaml").read_text()),
+                yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text()),
+            ),
+        )
     out = _report_on(root, cfg, tmp_path / "out")
     _check_report_and_map(out, cfg)
     claims = pd.read_csv(tmp_path / "out" / "tables" / "claims.csv")

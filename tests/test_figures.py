@@ -1,6 +1,7 @@
 """Figures: each CSV holds exactly the numbers taken from the runs it came from (checked against the
 per-run files, not pixels), each PNG is a real image of sensible size, and the output is deterministic.
 Runs on the synthetic study of test_analysis (no torch, no finished study needed)."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,23 @@ def figs(synthetic):  # noqa: F811
     from pipeline import figures
 
     root, cfg = synthetic["root"], synthetic["cfg"]
-    index = figures.run_figures(cfg, root, root / "stats" / "runs_flagged.csv", root / "summary" / "curves.csv",
-                                root / "summary" / "drift.csv", root / "figures")
+    index = figures.run_figures(
+        cfg,
+        root,
+        root / "stats" / "runs_flagged.csv",
+        root / "summary" / "curves.csv",
+        root / "summary" / "drift.csv",
+        root / "figures",
+    )
     flagged = pd.read_csv(root / "stats" / "runs_flagged.csv")
-    return {"root": root, "cfg": cfg, "index": index, "runs": flagged, "dir": root / "figures",
-            "report": flagged[flagged["seed_role"] == "report"]}
+    return {
+        "root": root,
+        "cfg": cfg,
+        "index": index,
+        "runs": flagged,
+        "dir": root / "figures",
+        "report": flagged[flagged["seed_role"] == "report"],
+    }
 
 
 def _csv(figs, name):
@@ -67,7 +80,10 @@ def test_fig01_theory_and_measured_ratio(figs):
     steps = d[d["kind"] == "task_steps"].set_index("task")["step"]
     rep = figs["runs"]
     for task in ("rte", "sts-b"):
-        assert steps[task] == rep[(rep["task"] == task) & (rep["condition"] == "debiased")]["total_steps"].median()
+        assert (
+            steps[task]
+            == rep[(rep["task"] == task) & (rep["condition"] == "debiased")]["total_steps"].median()
+        )
     m = d[d["kind"] == "measured"]
     # the synthetic BERTAdam updates are the debiased ones times the bias ratio: measured == analytic
     assert len(m) == 2 * 9 * 4 and np.allclose(m["value"], bias_ratio(m["step"]))
@@ -89,7 +105,10 @@ def test_fig02_points_are_the_runs(figs):
     assert d["degenerate"].sum() == 6  # 4 RTE below 55%, one NaN and one collapsed STS-B run
     t = _csv(figs, "fig_test_by_condition")
     assert len(t) == len(rep)
-    assert t.groupby(["task", "condition"]).size().to_dict() == rep.groupby(["task", "condition"]).size().to_dict()
+    assert (
+        t.groupby(["task", "condition"]).size().to_dict()
+        == rep.groupby(["task", "condition"]).size().to_dict()
+    )
 
 
 def test_fig03_training_loss_band_from_run_curves(figs):
@@ -99,7 +118,11 @@ def test_fig03_training_loss_band_from_run_curves(figs):
         per = pd.concat([_run_file(figs, task, cond, s, "curve.csv") for s in seeds])
         g = per.groupby("step")["train_loss"]
         got = d[(d["task"] == task) & (d["condition"] == cond)].set_index("step").sort_index()
-        assert np.allclose(got["mean"], g.mean()) and np.allclose(got["min"], g.min()) and np.allclose(got["max"], g.max())
+        assert (
+            np.allclose(got["mean"], g.mean())
+            and np.allclose(got["min"], g.min())
+            and np.allclose(got["max"], g.max())
+        )
         assert (got["n_runs"] == len(seeds)).all()
 
 
@@ -150,7 +173,9 @@ def test_fig07_drift_from_run_logs(figs):
 def test_fig08_curves_and_steps(figs):
     d = _csv(figs, "fig08_val_curves")
     got = d[(d["task"] == "rte") & (d["condition"] == "debiased")].set_index("step")
-    per = pd.concat([_run_file(figs, "rte", "debiased", s, "curve.csv") for s in range(8)]).dropna(subset=["val_accuracy"])
+    per = pd.concat([_run_file(figs, "rte", "debiased", s, "curve.csv") for s in range(8)]).dropna(
+        subset=["val_accuracy"]
+    )
     assert np.allclose(got["mean"], per.groupby("step")["val_accuracy"].mean())
     s = _csv(figs, "fig08b_metric_vs_steps").set_index(["task", "setting", "total_steps"])
     runs = figs["runs"]
@@ -167,8 +192,15 @@ def test_figures_are_deterministic(figs, tmp_path):
 
     root = figs["root"]
     names = ["fig01_bias_ratio", "fig04_expected_test"]
-    figures.run_figures(figs["cfg"], root, root / "stats" / "runs_flagged.csv", root / "summary" / "curves.csv",
-                        root / "summary" / "drift.csv", tmp_path, names=names)
+    figures.run_figures(
+        figs["cfg"],
+        root,
+        root / "stats" / "runs_flagged.csv",
+        root / "summary" / "curves.csv",
+        root / "summary" / "drift.csv",
+        tmp_path,
+        names=names,
+    )
     for n in names:
         assert (tmp_path / f"{n}.png").read_bytes() == (figs["dir"] / f"{n}.png").read_bytes(), n
         assert (tmp_path / f"{n}.csv").read_bytes() == (figs["dir"] / f"{n}.csv").read_bytes(), n
@@ -183,14 +215,38 @@ def test_seed_grid_figures(tmp_path):
     for i in range(3):
         for j in range(3):
             for layers in (0, 2):
-                rows.append({"task": "rte", "condition": f"grid-i{i}-L{layers}", "seed": j, "init_seed": i,
-                             "data_seed": j, "metric": "accuracy", "val_best": 0.6 + 0.01 * i + 0.001 * j + 0.05 * (layers > 0),
-                             "test_best": 0.6, "total_steps": 4, "degenerate": False, "reinit_layers": layers,
-                             "reinit_pooler": layers > 0, "bias_correction": True, "mixout_p": 0.0, "prior_wd": 0.0,
-                             "weight_decay": 0.0, "llrd_eta": 1.0, "intermediate_task": np.nan})
+                rows.append(
+                    {
+                        "task": "rte",
+                        "condition": f"grid-i{i}-L{layers}",
+                        "seed": j,
+                        "init_seed": i,
+                        "data_seed": j,
+                        "metric": "accuracy",
+                        "val_best": 0.6 + 0.01 * i + 0.001 * j + 0.05 * (layers > 0),
+                        "test_best": 0.6,
+                        "total_steps": 4,
+                        "degenerate": False,
+                        "reinit_layers": layers,
+                        "reinit_pooler": layers > 0,
+                        "bias_correction": True,
+                        "mixout_p": 0.0,
+                        "prior_wd": 0.0,
+                        "weight_decay": 0.0,
+                        "llrd_eta": 1.0,
+                        "intermediate_task": np.nan,
+                    }
+                )
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
-    figures.run_figures(cfg, tmp_path, tmp_path / "runs.csv", None, None, tmp_path / "f",
-                        names=["fig09_seed_grid", "fig10_seed_std"])
+    figures.run_figures(
+        cfg,
+        tmp_path,
+        tmp_path / "runs.csv",
+        None,
+        None,
+        tmp_path / "f",
+        names=["fig09_seed_grid", "fig10_seed_std"],
+    )
     g = pd.read_csv(tmp_path / "f" / "fig09_seed_grid.csv").set_index(["setting", "init_seed", "data_seed"])
     assert g.loc[("Standard", 2, 1), "val_mean"] == pytest.approx(0.621)
     assert g.loc[("Re-init L=2", 0, 0), "val_mean"] == pytest.approx(0.65)
@@ -205,11 +261,32 @@ def test_missing_data_still_writes_the_planned_files(tmp_path):
     from pipeline import figures
 
     cfg = synthetic_config()
-    runs = pd.DataFrame(columns=["task", "condition", "seed", "metric", "test_best", "val_best", "degenerate",
-                                 "degenerate_reason", "total_steps", "reinit_layers", "reinit_pooler", "seed_role"])
+    runs = pd.DataFrame(
+        columns=[
+            "task",
+            "condition",
+            "seed",
+            "metric",
+            "test_best",
+            "val_best",
+            "degenerate",
+            "degenerate_reason",
+            "total_steps",
+            "reinit_layers",
+            "reinit_pooler",
+            "seed_role",
+        ]
+    )
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    idx = figures.run_figures(cfg, tmp_path, tmp_path / "runs.csv", None, None, tmp_path / "f",
-                              names=["fig02_optimiser_test", "fig03_train_loss_optimiser", "fig07_drift_steps"])
+    idx = figures.run_figures(
+        cfg,
+        tmp_path,
+        tmp_path / "runs.csv",
+        None,
+        None,
+        tmp_path / "f",
+        names=["fig02_optimiser_test", "fig03_train_loss_optimiser", "fig07_drift_steps"],
+    )
     for f in idx:
         assert figures.png_size(tmp_path / "f" / f["png"])[0] > 300
         assert (tmp_path / "f" / f["csv"]).exists()

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from pipeline.drift import snapshot
 from pipeline.optim import AdamW, linear_schedule, llrd_scale, parameter_groups, set_lr
