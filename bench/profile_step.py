@@ -6,7 +6,7 @@ Builds the model, parameter groups, optimiser, features and batch order exactly 
 pipeline.train.run() does (default study settings; --paper: batch 32, max_seq_length 128), then runs
 the body of run()'s training loop step by step, each phase wrapped in a record_function label:
 batch building (Examples.batch), forward, loss + backward, gradient clipping, the update-norm
-logging of the first `update_log_steps` steps (clone before, norms after), and the optimiser step.
+logging of the first `update_log_steps` steps (copy before, foreach norms after), and the optimiser step.
 Two warm-up steps, then --steps profiled steps. Prints the phases' share of the step, the top ops by
 self CPU time, and the mean wall time of a step with and without the update-norm logging.
 """
@@ -30,6 +30,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--timing-steps", type=int, default=6, help="steps per wall-time comparison")
     ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--micro-batch-tokens", type=int, default=None, help="override the study's token budget")
     a = ap.parse_args(argv)
 
     import torch
@@ -41,7 +42,7 @@ def main(argv=None):
     from pipeline.features import Examples, micro_batches
     from pipeline.optim import AdamW, linear_schedule, parameter_groups, set_lr
     from pipeline.tasks import task_spec
-    from pipeline.train import build_model
+    from pipeline.train import build_model, update_norms
 
     torch.set_num_threads(1)
     transformers.utils.logging.disable_progress_bar()
@@ -53,6 +54,8 @@ def main(argv=None):
                      "train: {batch_size: 32, max_seq_length: 128, lr: 2.0e-5, epochs: 3}\n")
         cfgs.append(p)
     s = B.settings(a.task, cfgs)
+    if a.micro_batch_tokens is not None:
+        s["micro_batch_tokens"] = a.micro_batch_tokens
     feats = B.features(s, cfgs)
     spec = task_spec(s["glue_task"])
     train = Examples(feats["train"])
@@ -66,9 +69,11 @@ def main(argv=None):
     batches = B.train_batches(s, len(train), n_steps)
     torch.manual_seed(seeds.stream_seed("dropout", s["data_seed"]))
     loss_fn = torch.nn.MSELoss(reduction="sum") if spec.is_regression else torch.nn.CrossEntropyLoss(reduction="sum")
-    depth_params = {}
-    for g in groups:
-        depth_params.setdefault(g["depth"], []).extend(g["params"])
+    depths = list(dict.fromkeys(g["depth"] for g in groups))  # as run() logs update norms
+    logged = [(depths.index(g["depth"]), p) for g in groups for p in g["params"]]
+    log_params = [p for _, p in logged]
+    log_depth = torch.tensor([d for d, _ in logged])
+    log_buf = [p.detach().clone() for p in log_params]
 
     def step(k, batch_idx, update_log):
         model.train()
@@ -88,17 +93,14 @@ def main(argv=None):
                 loss_sum += float(loss)
         with record_function("4 clip_grad_norm_"):
             float(torch.nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"]))
-        before = None
         if update_log:
-            with record_function("5 update log: clone"):
-                before = {d: [p.detach().clone() for p in ps] for d, ps in depth_params.items()}
+            with record_function("5 update log: copy"), torch.no_grad():
+                torch._foreach_copy_(log_buf, log_params)
         with record_function("6 optimiser step"):
             opt.step()
-        if before is not None:
+        if update_log:
             with record_function("7 update log: norms"):
-                with torch.no_grad():
-                    for d, ps in depth_params.items():
-                        sum(float((p.detach() - b0).double().pow(2).sum()) for p, b0 in zip(ps, before[d]))
+                update_norms(log_params, log_buf, log_depth, len(depths))
         return loss_sum
 
     it = iter(enumerate(batches))

@@ -118,6 +118,14 @@ def evaluate(model, examples: Examples, spec, device, token_budget: int):
     return compute_metrics(spec, pred, gold), pred
 
 
+def update_norms(params: list, before: list, group: torch.Tensor, n_groups: int) -> list[float]:
+    """L2 norm of (params - before) per group: group[i] names the group of params[i]."""
+    with torch.no_grad():
+        diffs = torch._foreach_sub([p.detach() for p in params], before)
+        sq = torch.stack(torch._foreach_norm(diffs)).double().pow(2)
+        return torch.zeros(n_groups, dtype=torch.float64, device=sq.device).index_add_(0, group, sq).sqrt().tolist()
+
+
 def build_model(s: dict, spec, init_weights: dict | None = None):
     """Load, then draw the head and the re-initialised layers from their own streams, then Mixout."""
     model = load_model(s["model"], spec.num_labels, dropout=s.get("dropout"),
@@ -164,9 +172,14 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
 
     curve, drift_rows, update_rows = [], [], []
     n_update_log = int(s.get("update_log_steps", 0))
-    depth_params = {}
-    for g in groups:  # the update norm per depth (Fig. 1: BERTAdam's inflated early updates)
-        depth_params.setdefault(g["depth"], []).extend(g["params"])
+    # The update norm per depth (Fig. 1: BERTAdam's inflated early updates): the parameters are copied
+    # into preallocated buffers before the step and the per-tensor norms of the differences are taken
+    # with foreach kernels afterwards, with one host sync per logged step.
+    depths = list(dict.fromkeys(g["depth"] for g in groups))
+    logged = [(depths.index(g["depth"]), p) for g in groups for p in g["params"]]
+    log_params = [p for _, p in logged]
+    log_depth = torch.tensor([d for d, _ in logged], device=device)
+    log_buf = [p.detach().clone() for p in log_params] if n_update_log else None
 
     def record_drift(step):
         blocks = block_drift(tensor_drift(initial, model), model)
@@ -197,18 +210,18 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
         if scaler:
             scaler.unscale_(opt)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"]))
-        before = ({d: [p.detach().clone() for p in ps] for d, ps in depth_params.items()}
-                  if step <= n_update_log else None)
+        log_update = step <= n_update_log
+        if log_update:
+            with torch.no_grad():
+                torch._foreach_copy_(log_buf, log_params)
         if scaler:
             scaler.step(opt)
             scaler.update()
         else:
             opt.step()
-        if before is not None:
-            with torch.no_grad():
-                for d, ps in depth_params.items():
-                    sq = sum(float((p.detach() - b).double().pow(2).sum()) for p, b in zip(ps, before[d]))
-                    update_rows.append({"step": step, "name": d, "update_l2": sq ** 0.5})
+        if log_update:
+            update_rows.extend({"step": step, "name": d, "update_l2": v}
+                               for d, v in zip(depths, update_norms(log_params, log_buf, log_depth, len(depths))))
         n_seen += len(batch_idx)
         row = {"step": step, "lr": s["lr"] * factor, "train_loss": loss_sum, "grad_norm": grad_norm}
         if step in evals:

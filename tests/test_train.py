@@ -477,3 +477,23 @@ def test_tiny_run_every_task(runs, task, val_source):
     assert len(result.drift[result.drift.level == "block"]) == 9 * (1 + len(rec["eval_steps"]))
     assert np.isfinite(result.drift["l2"]).all()
     assert rec["timing"]["train_examples_per_s"] > 0
+
+
+def test_update_norms_per_group_match_a_direct_computation():
+    gen = torch.Generator().manual_seed(0)
+    before = [torch.randn(5, 3, generator=gen), torch.randn(7, generator=gen), torch.randn(2, 2, generator=gen)]
+    after = [b + 1e-3 * torch.randn(b.shape, generator=gen) for b in before]
+    group = torch.tensor([1, 0, 1])
+    got = train_mod.update_norms(after, before, group, 3)
+    want = [float((after[1] - before[1]).double().norm()),
+            math.sqrt(float((after[0] - before[0]).double().pow(2).sum() + (after[2] - before[2]).double().pow(2).sum())),
+            0.0]
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_run_logs_update_norms_for_the_first_steps(runs):
+    s, result, _ = runs("rte", update_log_steps=3)
+    u = result.updates
+    assert sorted(u["step"].unique()) == [1, 2, 3]
+    assert (u.groupby("step")["name"].nunique() == u["name"].nunique()).all()  # every depth at every step
+    assert (u["update_l2"] > 0).all() and np.isfinite(u["update_l2"]).all()
