@@ -44,8 +44,17 @@ def run_row(rec: dict) -> dict:
     return row
 
 
-def runs_table(records: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame([run_row(r) for r in records])
+def runs_table(records: list[dict], cfg: dict | None = None) -> pd.DataFrame:
+    """One row per run; with the study's configuration, also each run's GLUE task and training-subset
+    seed (datasets: variants may draw other subsets of one task: a factor of the spread, Fig. 10b)."""
+    rows = [run_row(r) for r in records]
+    if cfg is not None:
+        from .config import split_settings
+
+        for row, rec in zip(rows, records):
+            row["glue_task"] = rec["glue_task"]
+            row["subset_seed"] = split_settings(cfg, rec["task"])["subset_seed"]
+    df = pd.DataFrame(rows)
     return df.sort_values(["task", "condition", "seed"], kind="stable").reset_index(drop=True)
 
 

@@ -150,7 +150,7 @@ def planned_figures(cfg: dict) -> list[str]:
     if _present(cfg, [r["standard"], r["longer"]]) or _family_in_grid(cfg, step_fams):
         names.append("fig08b_metric_vs_steps")
     if seed_grid_configured(cfg):
-        names += ["fig09_seed_grid", "fig10_seed_std"]
+        names += ["fig09_seed_grid", "fig10_seed_std", "fig10b_spread_sources"]
     return names
 
 

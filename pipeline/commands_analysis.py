@@ -17,7 +17,7 @@ def cmd_aggregate(a):
     cfg = _study(a.study)
     records, dirs = load_records(a.root, run_grid(cfg))
     out = Path(a.out)
-    atomic_write_csv(out / "runs.csv", runs_table(records))
+    atomic_write_csv(out / "runs.csv", runs_table(records, cfg))
     atomic_write_csv(out / "curves.csv", curves_table(dirs))
     atomic_write_csv(out / "drift.csv", drift_table(dirs))
 

@@ -5,6 +5,7 @@ the run grid. Import-light (no torch), so Snakemake can plan without the model.
 from __future__ import annotations
 
 import copy
+import math
 import difflib
 import hashlib
 import itertools
@@ -105,7 +106,8 @@ TRAIN_SCHEMA = {
 CONDITION_META = {"description", "select"}
 # Sweep keys and the short tag that names an expanded member.
 SWEEP_TAGS = {"reinit_layers": "L", "max_steps": "steps", "mixout_p": "p", "prior_wd": "pwd",
-              "weight_decay": "wd", "llrd_eta": "eta", "lr": "lr", "epochs": "ep"}
+              "weight_decay": "wd", "llrd_eta": "eta", "lr": "lr", "epochs": "ep",
+              "init_seed": "init", "data_seed": "data"}  # fixed seeds: the two-seed grid (Fig. 9/10)
 
 SPLIT_SCHEMA = {
     "split_seed": _num(0, integer=True),
@@ -296,6 +298,10 @@ def _check_grid_runs(cfg) -> list[str]:
     return errors
 
 
+def _nonneg_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
 def _check_analysis(cfg, expanded, families) -> list[str]:
     errors = []
     known = set(expanded) | set(families)
@@ -304,6 +310,13 @@ def _check_analysis(cfg, expanded, families) -> list[str]:
             if comp.get(side) not in known:
                 errors.append(f"analysis.comparisons[{i}].{side}: unknown condition {comp.get(side)!r}; "
                               f"allowed: {', '.join(sorted(known))}")
+        if comp.get("expect") not in (None, "better", "no_gain"):
+            errors.append(f"analysis.comparisons[{i}].expect: {comp['expect']!r}; allowed: better, no_gain")
+        if "margin" in comp and not _nonneg_number(comp["margin"]):
+            errors.append(f"analysis.comparisons[{i}].margin: {comp['margin']!r}; allowed: a number >= 0")
+    margin = cfg["analysis"].get("equivalence_margin")
+    if margin is not None and not _nonneg_number(margin):
+        errors.append(f"analysis.equivalence_margin: {margin!r}; allowed: a number >= 0 (metric units, 0-1 scale)")
     for tname, table in (cfg["analysis"].get("tables") or {}).items():
         for col, cond in (table.get("columns") or {}).items():
             if cond not in known:

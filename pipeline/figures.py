@@ -999,6 +999,65 @@ def fig10_seed_std(ctx, plt, sns):
     )
 
 
+SPREAD_FACTORS = {"init_seed": "initialisation", "data_seed": "data order + dropout", "subset_seed": "training subset"}
+
+
+def spread_sources(runs: pd.DataFrame, metric: str = "val_best") -> pd.DataFrame:
+    """How much of the spread each source of randomness causes, per GLUE task and Re-init setting:
+    for each factor (initialisation seed, data-order/dropout seed, training-subset seed), the runs are
+    grouped by the other two factors; the std of `metric` inside each group where this factor takes at
+    least two values is averaged over those groups (n_groups of them). Plain runs only."""
+    cols = ["task", "setting", "factor", "source", "n_groups", "runs_per_group", "std_mean"]
+    d = plain_runs(runs).copy()
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    d["setting"] = [reinit_label(lay, p) for lay, p in zip(d["reinit_layers"], d["reinit_pooler"])]
+    d["glue"] = d["glue_task"] if "glue_task" in d.columns else d["task"]
+    if "subset_seed" not in d.columns:
+        d["subset_seed"] = 0
+    d = d.dropna(subset=[metric])
+    rows = []
+    for (task, setting), g in d.groupby(["glue", "setting"], sort=True):
+        for factor, source in SPREAD_FACTORS.items():
+            others = [f for f in SPREAD_FACTORS if f != factor]
+            groups = [h for _, h in g.groupby(others, sort=True) if h[factor].nunique() >= 2]
+            if groups:
+                rows.append({"task": task, "setting": setting, "factor": factor, "source": source,
+                             "n_groups": len(groups),
+                             "runs_per_group": float(np.mean([len(h) for h in groups])),
+                             "std_mean": float(np.mean([h[metric].std(ddof=1) for h in groups]))})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fig10b_spread_sources(ctx, plt, sns):
+    data = spread_sources(ctx.runs)
+    if data.empty:
+        return (
+            _empty(plt, "Fig. 10b", "no factor varies with the others fixed (configs/seed-grid.yaml)"),
+            data,
+            "Fig. 10b: no data.",
+        )
+    groups = list(data.groupby("task"))
+    fig, axes = _grid(plt, len(groups), ncols=min(2, len(groups)), w=6.0, h=4.0)
+    for ax, (task, g) in zip(axes, groups):
+        sns.barplot(data=g.assign(std_mean=g["std_mean"] * 100), x="source", y="std_mean", hue="setting", ax=ax)
+        ax.set_xlabel("the only source that varies")
+        ax.set_ylabel(f"std of the {ctx.metric_label(task, 'validation')} (x100)")
+        ax.set_title(f"{task}: sources of the spread")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return (
+        fig,
+        data,
+        (
+            "Fig. 10b. Sources of the spread (beyond the paper, which fixes the training subset): the "
+            "standard deviation of the validation metric when only the initialisation seed, only the "
+            "data-order/dropout seed, or only the training subset's seed varies, averaged over the groups "
+            "in which the other two are fixed."
+        ),
+    )
+
+
 FIGURES = {
     "fig01_bias_ratio": (fig01_bias_ratio, "Figure 1"),
     "fig02_optimiser_test": (fig02_optimiser_test, "Figure 2"),
@@ -1015,6 +1074,7 @@ FIGURES = {
     "fig08b_metric_vs_steps": (fig08b_metric_vs_steps, "Figures 8, 14"),
     "fig09_seed_grid": (fig09_seed_grid, "Figure 9"),
     "fig10_seed_std": (fig10_seed_std, "Figure 10"),
+    "fig10b_spread_sources": (fig10b_spread_sources, "(sources of the spread incl. the training subset)"),
 }
 
 

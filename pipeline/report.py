@@ -128,7 +128,7 @@ PAPER_ITEMS = [
     (
         "Figure 10",
         "std with one seed fixed (RTE)",
-        ["fig10_seed_std"],
+        ["fig10_seed_std", "fig10b_spread_sources"],
         "needs the seed-grid overlay (configs/seed-grid.yaml; configs/paper.yaml for the paper's 10 x 10)",
         "",
     ),

@@ -64,6 +64,10 @@ BAD = [
     ("unknown split key", ("splits.val_sise", 10), ["splits.val_sise", "did you mean 'val_size'"]),
     ("select from a missing family", ("conditions.reinit", {"select": "reinit_swep"}),
      ["conditions.reinit.select", "'reinit_swep'"]),
+    ("unknown claim direction", ("analysis.comparisons.4.expect", "smaller"),
+     ["analysis.comparisons[4].expect", "'smaller'", "no_gain"]),
+    ("negative equivalence margin", ("analysis.equivalence_margin", -0.01),
+     ["analysis.equivalence_margin", ">= 0"]),
 ]
 
 

@@ -290,3 +290,30 @@ def test_missing_data_still_writes_the_planned_files(tmp_path):
     for f in idx:
         assert figures.png_size(tmp_path / "f" / f["png"])[0] > 300
         assert (tmp_path / "f" / f["csv"]).exists()
+
+
+def test_spread_sources_separates_init_data_and_subset():
+    """val = a[init] + b[data] + c[subset]: the std with only one factor varying is that factor's std,
+    whatever the other two are fixed at; a factor that never varies alone is absent."""
+    from pipeline.figures import spread_sources
+
+    a, b, c = [0.0, 0.04, 0.01], [0.0, 0.002, 0.001], [0.0, 0.02]
+    rows = []
+    for i, ai in enumerate(a):
+        for j, bj in enumerate(b):
+            for k, ck in enumerate(c):
+                rows.append({"task": f"sts-b_sub{k}", "glue_task": "sts-b", "subset_seed": k, "condition": f"g-init{i}",
+                             "seed": j, "init_seed": i, "data_seed": j, "val_best": 0.5 + ai + bj + ck,
+                             "reinit_layers": 0, "reinit_pooler": False, "bias_correction": True, "mixout_p": 0.0,
+                             "prior_wd": 0.0, "weight_decay": 0.0, "llrd_eta": 1.0, "intermediate_task": np.nan})
+    runs = pd.DataFrame(rows)
+    got = spread_sources(runs).set_index("factor")
+    assert got.loc["init_seed", "std_mean"] == pytest.approx(np.std(a, ddof=1))
+    assert got.loc["data_seed", "std_mean"] == pytest.approx(np.std(b, ddof=1))
+    assert got.loc["subset_seed", "std_mean"] == pytest.approx(np.std(c, ddof=1))
+    assert got.loc["init_seed", "n_groups"] == len(b) * len(c)
+    assert set(got["task"]) == {"sts-b"} and set(got["setting"]) == {"Standard"}
+    one_subset = spread_sources(runs[runs["subset_seed"] == 0])
+    assert "subset_seed" not in set(one_subset["factor"])
+    bertadam = runs.assign(bias_correction=False)  # not a plain run: excluded
+    assert spread_sources(bertadam).empty
