@@ -15,9 +15,12 @@ VENV = REPO / ".venv"
 
 
 def project_files(repo: Path = REPO) -> list[str]:
+    """The project as a fresh clone would have it, before any study ran: tracked and untracked-but-not-
+    ignored files, without the committed results of the default study (results/, dvc.lock)."""
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=repo,
                          capture_output=True, check=True).stdout.decode()
-    return [f for f in out.split("\0") if f and (repo / f).is_file()]
+    return [f for f in out.split("\0")
+            if f and (repo / f).is_file() and not f.startswith("results/") and f != "dvc.lock"]
 
 
 def copy_project(dest: Path, smoke_as_default: bool = False) -> Path:

@@ -1,7 +1,8 @@
-"""End to end: the smoke study through DVC and Snakemake in throw-away copies of the project.
+"""End to end: the smoke study through DVC and Snakemake in two throw-away copies of the project.
 
-One DVC reproduction of the smoke study (as the default study of a copy) is shared by every test
-here; a second, plain Snakemake run of configs/smoke.yaml in another copy proves determinism.
+In both copies the smoke overlay is made the default study (params.yaml), so both write results/ with
+the same configuration: one copy reproduces it with `dvc repro`, the other with plain `snakemake`.
+Every test shares these two runs; comparing them proves determinism across the workflow.
 """
 from __future__ import annotations
 
@@ -33,10 +34,10 @@ def dvc_study(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def snakemake_study(tmp_path_factory):
-    """A second copy running configs/smoke.yaml with plain Snakemake (results/smoke/)."""
-    root = copy_project(tmp_path_factory.mktemp("smk") / "project")
-    proc = snakemake(root, "--configfile", "configs/smoke.yaml")
-    return {"root": root, "results": root / "results" / "smoke", "run": proc}
+    """A second copy, the same smoke study run with plain Snakemake."""
+    root = copy_project(tmp_path_factory.mktemp("smk") / "project", smoke_as_default=True)
+    proc = snakemake(root)
+    return {"root": root, "results": root / "results", "run": proc}
 
 
 def smoke_config() -> dict:
@@ -87,7 +88,7 @@ def test_selected_conditions_use_the_chosen_value(snakemake_study):
 
 
 def test_second_run_does_nothing(snakemake_study):
-    proc = snakemake(snakemake_study["root"], "--configfile", "configs/smoke.yaml", "-n")
+    proc = snakemake(snakemake_study["root"], "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
@@ -100,7 +101,7 @@ def test_editing_analysis_code_reruns_no_finetune(snakemake_study):
         original, stat = path.read_text(), path.stat()
         try:
             path.write_text(original + "\n# edited\n")
-            proc = snakemake(root, "--configfile", "configs/smoke.yaml", "-n")
+            proc = snakemake(root, "-n")
             assert "finetune" not in proc.stdout.split("Job stats")[-1], module
             assert finetune_jobs(proc.stdout) == [], module
         finally:
@@ -127,28 +128,6 @@ def test_two_runs_are_identical(dvc_study, snakemake_study):
     tables_a = sorted(p.relative_to(a) for p in (a / "tables").glob("*") if p.suffix in (".md", ".csv", ".tex"))
     for rel in tables_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-
-
-def test_dvc_repro_is_up_to_date_then_reruns_only_the_edited_condition(dvc_study):
-    root = dvc_study["root"]
-    proc = dvc(root, "status")
-    assert "up to date" in proc.stdout.lower() or "Data and pipelines are up to date" in proc.stdout
-    git(root, "add", "-A")
-    git(root, "-c", "user.email=ci@example.org", "-c", "user.name=ci", "commit", "-qm", "repro")
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["conditions"]["bertadam"]["lr"] = 5.0e-4
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    before = {p: p.stat().st_mtime_ns for p in (root / "results" / "runs").glob("*/*/seed*/record.json")}
-    repro = dvc(root, "repro")
-    after = {p: p.stat().st_mtime_ns for p in before}
-    rerun = sorted({p.parent.parent.name for p in before if after[p] != before[p]})
-    assert rerun == ["bertadam"], rerun
-    diff = dvc(root, "metrics", "diff", "--json")
-    changed = json.loads(diff.stdout)
-    keys = [k for f in changed.values() for k in f]
-    assert keys and all(".bertadam." in k for k in keys), keys
-    assert "bertadam" in dvc(root, "params", "diff").stdout or "lr" in dvc(root, "params", "diff").stdout
-    del repro
 
 
 def test_sigkill_mid_training_leaves_nothing_complete_and_rerun_matches(snakemake_study, tmp_path):
@@ -219,3 +198,58 @@ def test_target_run_starts_from_the_intermediate_weights():
         if name.startswith("bert."):
             assert torch.equal(p, state[name]), name
     assert not torch.equal(model.classifier.weight[:1], state["classifier.weight"][:1])
+
+
+def test_every_planned_table_and_figure_exists_and_the_paper_map_names_only_real_files(snakemake_study):
+    from pipeline.analysis_cli import planned_figures, planned_tables
+
+    res = snakemake_study["results"]
+    cfg = load_json(res / "study.json")
+    for name in planned_tables(cfg):
+        for ext in ("md", "csv"):
+            assert (res / "tables" / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    for name in planned_figures(cfg):
+        assert (res / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (res / "figures" / f"{name}.csv").exists(), name
+    paper_map = (res / "paper_map.md").read_text()
+    named = re.findall(r"`([^`\s]+\.(?:png|csv|md|tex))`", paper_map)
+    assert named, "the paper map names no file"
+    missing = [f for f in named if not (res / f).exists() and not (REPO / f).exists()]
+    assert missing == [], missing
+    for item in ("Table 1", "Table 2", "Figure 1", "Figure 2", "Figure 9"):
+        assert f"| {item} |" in paper_map, item
+    report = (res / "report.html").read_text()
+    for name in planned_figures(cfg):
+        assert f"{name}.png" in report, name
+    claims = pd.read_csv(res / "tables" / "claims.csv")
+    assert len(claims) >= len(cfg["analysis"]["comparisons"])
+
+
+def test_figures_and_statistics_are_deterministic(dvc_study, snakemake_study):
+    a, b = dvc_study["root"] / "results", snakemake_study["results"]
+    for sub in ("figures", "stats"):
+        for f in sorted((b / sub).glob("*.csv")):
+            assert (a / sub / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+# Last: it edits params.yaml in the DVC copy and reruns, so the tests comparing the copies come first.
+def test_dvc_repro_is_up_to_date_then_reruns_only_the_edited_condition(dvc_study):
+    root = dvc_study["root"]
+    proc = dvc(root, "status")
+    assert "up to date" in proc.stdout.lower() or "Data and pipelines are up to date" in proc.stdout
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=ci@example.org", "-c", "user.name=ci", "commit", "-qm", "repro")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["conditions"]["bertadam"]["lr"] = 5.0e-4
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = {p: p.stat().st_mtime_ns for p in (root / "results" / "runs").glob("*/*/seed*/record.json")}
+    repro = dvc(root, "repro")
+    after = {p: p.stat().st_mtime_ns for p in before}
+    rerun = sorted({p.parent.parent.name for p in before if after[p] != before[p]})
+    assert rerun == ["bertadam"], rerun
+    diff = dvc(root, "metrics", "diff", "--json")
+    changed = json.loads(diff.stdout)
+    keys = [k for f in changed.values() for k in f]
+    assert keys and all(".bertadam." in k for k in keys), keys
+    assert "bertadam" in dvc(root, "params", "diff").stdout or "lr" in dvc(root, "params", "diff").stdout
+    del repro
