@@ -7,7 +7,7 @@ VENV    := .venv
 CORES   ?= 2
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup study test smoke calibration paper-dry lock clean-smoke
+.PHONY: setup study test smoke calibration paper-dry lock
 
 $(STAMP): requirements.lock
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)

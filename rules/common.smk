@@ -61,5 +61,7 @@ def _feature_models():
 
 
 FEATURE_MODELS = _feature_models()
-FEATURES = sorted({features_for(t, c, s) for t, c, s in GRID})
+# Every features file a job reads, the intermediate task's included (the `prepare` target builds them all,
+# so DVC's prepare stage owns every file under results/features/ and later stages never change it).
+FEATURES = sorted(f"{ROOT}/features/{t}/{tag}.pt" for t, tag in FEATURE_MODELS)
 RUN_RECORDS = [f"{run_dir(t, c, s)}/record.json" for t, c, s in GRID]
