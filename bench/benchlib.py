@@ -48,44 +48,12 @@ def settings(task: str, config_paths=(PARAMS,), condition: str = "debiased", see
     return resolve_settings(load_config([str(p) for p in config_paths]), task, condition, seed)
 
 
-def engine_features_fn():
-    """(module, function) of the `finetune` command's in-process feature builder, wherever the engine
-    keeps it (pipeline.runner in newer layouts, pipeline.cli before); (None, None) if not found."""
-    import importlib
-
-    for name in ("pipeline.runner", "pipeline.cli"):
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "_features_for"):
-            return mod, mod._features_for
-    return None, None
-
-
 def features(s: dict, config_paths=(PARAMS,)) -> dict:
-    """Splits and tokenised features built in-process, as the `finetune` command does without --features
-    (the engine's own function when found; otherwise the same steps from the public modules)."""
-    paths = [str(p) for p in config_paths]
-    _, fn = engine_features_fn()
-    if fn is not None:
-        return fn(s, Namespace(features=None, config=paths))
-    from pipeline.config import load_config, split_settings
-    from pipeline.data import load_rows
-    from pipeline.features import tokenize_rows
-    from pipeline.model import load_tokenizer
-    from pipeline.splits import make_splits
-    from pipeline.tasks import dev_split, task_spec
+    """Splits and tokenised features built in-process, exactly as the `finetune` command does without
+    --features (the engine's own function)."""
+    from pipeline.runner import _features_for
 
-    cfg = load_config(paths)
-    spec = task_spec(s.get("glue_task", s["task"]))
-    train, _ = load_rows(spec.name, "train", cfg["data"].get("glue_dir"))
-    dev, _ = load_rows(spec.name, dev_split(spec.name), cfg["data"].get("glue_dir"))
-    parts = make_splits(train, dev, spec, split_settings(cfg, s["task"]))
-    src = {"train": train, "dev": dev}
-    tok = load_tokenizer(s["model"])
-    return {name: tokenize_rows(tok, [(i,) + tuple(src[sp][i]) for sp, i in ids], s["max_seq_length"],
-                                spec.is_regression) for name, ids in parts.items()}
+    return _features_for(s, Namespace(features=None, config=[str(p) for p in config_paths]))
 
 
 def subset_features(f: dict, n: int) -> dict:

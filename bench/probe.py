@@ -33,23 +33,13 @@ def ours(argv):
     import torch  # noqa: F401
 
     mark("import_torch")
-    import importlib
-
     import pipeline.cli as cli
     import pipeline.optim as optim
+    import pipeline.runner as feats_mod
     import pipeline.train as train
 
-    feats_mod = None
-    for name in ("pipeline.runner", "pipeline.cli"):  # wherever the engine keeps the finetune command
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, "_features_for"):
-            feats_mod = mod
-            break
     mark("import_pipeline")
-    feats_fn, build_fn = getattr(feats_mod, "_features_for", None), train.build_model
+    feats_fn, build_fn = feats_mod._features_for, train.build_model
 
     def timed_features(*a, **k):
         out = feats_fn(*a, **k)
@@ -69,8 +59,7 @@ def ours(argv):
         mark("first_step")
         raise FirstStep
 
-    if feats_fn is not None:
-        feats_mod._features_for = timed_features
+    feats_mod._features_for = timed_features
     train.build_model, optim.AdamW.step = timed_build, first_step
     try:
         cli.main(argv)

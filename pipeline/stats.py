@@ -305,6 +305,20 @@ def _boot_unpaired(a: np.ndarray, b: np.ndarray, n_boot: int, rng: np.random.Gen
     return _percentile_ci(diffs, ci_level)
 
 
+def brown_forsythe_p(a, b) -> float:
+    """Brown-Forsythe test of equal spread (Levene's test centred on the median), two-sided p-value.
+    NaN where it says nothing: fewer than 3 values in a group (with 2, both absolute deviations from
+    the median are equal, so the within-group variance is 0 and the statistic infinite by
+    construction) or no variation of the deviations within either group."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.size < 3 or b.size < 3:
+        return _NAN
+    da, db = np.abs(a - np.median(a)), np.abs(b - np.median(b))
+    if np.var(da) + np.var(db) == 0:
+        return _NAN
+    return float(st.levene(a, b, center="median").pvalue)
+
+
 def compare(a, b, *, seeds_a=None, seeds_b=None, alpha: float = 0.05, n_boot: int = 10_000, boot_seed: int = 0,
             alternative: str = "greater", power: float = 0.8, ci_level: float = 0.95, min_pairs: int = 3,
             max_seeds: int = 10_000) -> dict:
@@ -356,8 +370,7 @@ def compare(a, b, *, seeds_a=None, seeds_b=None, alpha: float = 0.05, n_boot: in
         r["hedges_g"] = _NAN
 
     # --- variance ---
-    r["levene_p"] = (_quiet(st.levene, fa, fb, center="median")
-                     if na >= 2 and nb >= 2 else _NAN)
+    r["levene_p"] = brown_forsythe_p(fa, fb)
     if na >= 2 and nb >= 2:
         r["var_ratio"] = var_b / var_a if var_a > 0 else (math.inf if var_b > 0 else _NAN)
     else:

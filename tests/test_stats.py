@@ -433,3 +433,16 @@ def test_mark_best_alpha_is_a_parameter():
     groups = {"a": 0.70 + 0.02 * z1, "b": 0.68 + 0.02 * z2}
     assert not S.mark_best_and_equivalent(groups)["b"]["equivalent"]
     assert S.mark_best_and_equivalent(groups, alpha=0.001)["b"]["equivalent"]
+
+
+def test_brown_forsythe_matches_scipy_and_is_nan_where_uninformative():
+    from scipy import stats as st
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 30), rng.normal(0, 4, 30)
+    assert S.brown_forsythe_p(a, b) == pytest.approx(st.levene(a, b, center="median").pvalue)
+    assert S.brown_forsythe_p(a, b) < 0.05
+    # two values per group: both deviations from the median are equal, the statistic is infinite
+    assert math.isnan(S.brown_forsythe_p([0.1, 0.5], [0.2, 0.9]))
+    assert math.isnan(S.brown_forsythe_p([0.5, 0.5, 0.5], [0.1, 0.1, 0.1]))  # no spread anywhere
+    assert math.isnan(S.compare([0.1, 0.5], [0.2, 0.9])["levene_p"])
