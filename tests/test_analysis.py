@@ -57,7 +57,8 @@ def synthetic_config(**over) -> dict:
                 "stabiliser": list(range(4)),
                 "selection": [100, 101],
             },
-            "analysis": {"n_boot": 400, "expected_draws": 50},
+            # the collapse rule is exercised with a non-zero spread ratio (the default study uses 0)
+            "analysis": {"n_boot": 400, "expected_draws": 50, "degenerate": {"collapse_std_ratio": 0.05}},
         },
     )
     cfg = deep_merge(cfg, over)
