@@ -287,3 +287,15 @@ def test_block_of_tags():
     assert tags["bert.encoder.layer.1.output.dense.weight"] == "block1"
     assert tags["bert.pooler.dense.bias"] == "pooler"
     assert tags["classifier.weight"] == "head"
+
+
+@pytest.mark.parametrize("name", ["./no-such-model-folder", "nobody/no-such-model-xyz"])
+def test_unloadable_model_fails_with_how_to_fix(monkeypatch, name):
+    """A typo or an offline Hub id fails at load time, naming the model and the ways out."""
+    from pipeline.model import ModelLoadError, load_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as err:
+        load_model(name, 2)
+    msg = str(err.value)
+    assert repr(name) in msg and "local folder" in msg and "minilm-l6" in msg
