@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,16 @@ def pipeline_overheads(repeats: int) -> list[list]:
     rows = []
     smk = str(B.ROOT / ".venv" / "bin" / "snakemake")
     dvc = str(B.ROOT / ".venv" / "bin" / "dvc")
+    if shutil.which("scontrol"):
+        # The SLURM executor plugin runs `scontrol show config` (10 s timeout) whenever Snakemake builds
+        # its command line, local runs included: instant without SLURM's tools or with a reachable
+        # controller, up to 10 s per Snakemake start with the tools but no controller.
+        log("scontrol show config (the SLURM plugin's probe at every Snakemake start)")
+        ts, p = timed_cmd(["scontrol", "show", "config"], 1)
+        probe = ["  incl. SLURM plugin probe", B.fmt(ts[0], 2), 1, "scontrol show config: " + (
+            "controller answered" if p.returncode == 0 else "no controller reachable")]
+    else:
+        probe = ["  incl. SLURM plugin probe", "0", 0, "no scontrol on PATH: skipped by the plugin"]
     paper = B.ROOT / "configs" / "paper.yaml"
     if paper.exists():
         log("snakemake -n on configs/paper.yaml")
@@ -83,6 +94,7 @@ def pipeline_overheads(repeats: int) -> list[list]:
         rows.append(["snakemake -n (configs/paper.yaml)", B.fmt(B.median(ts), 2), len(ts), note])
     else:
         rows.append(["snakemake -n (configs/paper.yaml)", "-", 0, "missing: configs/paper.yaml"])
+    rows.append(probe)
     smoke = B.ROOT / "configs" / "smoke.yaml"
     if smoke.exists() and (B.ROOT / "results" / "smoke").is_dir():
         log("snakemake on configs/smoke.yaml (dry run first)")
