@@ -93,6 +93,7 @@ TRAIN_SCHEMA = {
     "intermediate_task": _task_or_null,
     "num_evals": _num(1, integer=True),
     "micro_batch_tokens": _num(0, integer=True),
+    "compact_embeddings": _bool,
     "eval_batch_tokens": _num(1, integer=True),
     "attn_implementation": _choice("sdpa", "eager"),
     "device": _choice("auto", "cpu", "cuda"),

@@ -9,19 +9,19 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .model import block_of, depth_order, n_blocks
+from .model import block_of, dense_named_parameters, depth_order, n_blocks
 
 
 def snapshot(model: torch.nn.Module) -> dict:
-    """A detached copy of every parameter (the start of fine-tuning)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+    """A detached copy of every parameter (the start of fine-tuning), compacted embeddings whole."""
+    return {n: p.detach().clone() for n, p in dense_named_parameters(model)}
 
 
 @torch.no_grad()
 def tensor_drift(initial: dict, model: torch.nn.Module) -> pd.DataFrame:
     """Per-tensor L2 distance and squared norms (float64 accumulation)."""
     rows = []
-    for name, p in model.named_parameters():
+    for name, p in dense_named_parameters(model):
         start = initial[name]
         diff = (p.detach().double() - start.double())
         rows.append({"name": name, "block": block_of(name, model),

@@ -52,10 +52,13 @@ def load_features(path: Path) -> dict:
     return torch.load(path, weights_only=True)
 
 
+PAD_ID = 0  # the id batches are padded with (masked out by the attention mask)
+
+
 class Examples:
     """Random access to tokenised examples of one split, and padded batches of them."""
 
-    def __init__(self, feats: dict, pad_id: int = 0):
+    def __init__(self, feats: dict, pad_id: int = PAD_ID):
         self.ids, self.types, self.offsets = feats["ids"], feats["types"], feats["offsets"]
         self.labels = feats["labels"]
         self.lengths = (self.offsets[1:] - self.offsets[:-1])

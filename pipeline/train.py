@@ -17,9 +17,10 @@ import torch
 
 from . import seeds
 from .drift import block_drift, snapshot, tensor_drift
-from .features import Examples, micro_batches
+from .features import PAD_ID, Examples, micro_batches
 from .metrics import compute_metrics, prediction_spread
-from .model import apply_mixout, init_head, load_model, reinit_top_layers
+from .model import (apply_mixout, compact_word_embeddings, dense_state_dict, init_head, load_model,
+                    reinit_top_layers)
 from .splits import majority_baseline
 from .optim import AdamW, linear_schedule, parameter_groups, set_lr
 from .tasks import task_spec
@@ -149,15 +150,27 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     torch.set_num_threads(threads)
     spec = task_spec(s.get("glue_task", s["task"]))
     device = pick_device(s.get("device", "auto"))
-    train, val, test = (Examples(feats[k]) for k in ("train", "val", "test"))
-
     model = build_model(s, spec, init_weights)
     if s["mixout_p"]:
         apply_mixout(model, s["mixout_p"], seeds.generator("mixout", s["data_seed"], device.type))
     model.to(device)
     initial = snapshot(model)
+    anchors, n_rows = initial, None
+    # Exact only while no rows but the ones read can move: weight decay toward zero would shrink the
+    # others too (pre-trained weight decay leaves them: they stay at their anchor).
+    if s.get("compact_embeddings", False) and not s["weight_decay"]:
+        lookup = compact_word_embeddings(
+            model, [feats[k]["ids"] for k in ("train", "val", "test")] + [torch.tensor([PAD_ID])])
+        if lookup is not None:
+            feats = {k: dict(feats[k], ids=lookup[feats[k]["ids"]]) for k in ("train", "val", "test")}
+            emb = model.get_input_embeddings()
+            n_rows = len(emb.rows)
+            anchors = dict(initial, **{n: p.detach().clone() for n, p in model.named_parameters()
+                                       if p is emb.weight})
+    pad = PAD_ID if n_rows is None else int(lookup[PAD_ID])
+    train, val, test = (Examples(feats[k], pad_id=pad) for k in ("train", "val", "test"))
     groups = parameter_groups(model, lr=s["lr"], weight_decay=s["weight_decay"], prior_wd=s["prior_wd"],
-                              llrd_eta=s["llrd_eta"], initial=initial)
+                              llrd_eta=s["llrd_eta"], initial=anchors)
     opt = AdamW(groups, lr=s["lr"], betas=(s["adam_beta1"], s["adam_beta2"]), eps=s["adam_eps"],
                 bias_correction=s["bias_correction"])
     total = total_steps(len(train), s)
@@ -243,7 +256,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     t0 = time.perf_counter()
     test_last, pred_last = evaluate(model, test, spec, device, s["eval_batch_tokens"])
     final_tensors = tensor_drift(initial, model)
-    last_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if keep_state else None
+    last_state = dense_state_dict(model) if keep_state else None
     if best["step"] == total:  # the best checkpoint is the last one: same weights, same predictions
         test_best, pred_best = test_last, pred_last
     else:
@@ -268,7 +281,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
         "spread_best": prediction_spread(spec, pred_best), "spread_last": prediction_spread(spec, pred_last),
         "majority_test": majority_baseline(spec, test.labels.tolist()),
         "label_std_test": float(np.std(test.labels.numpy().astype(np.float64))),
-        "device": device.type, "threads": threads,
+        "device": device.type, "threads": threads, "embedding_rows": n_rows,
         "timing": {"wall_s": time.perf_counter() - t_start, "train_s": train_time, "eval_s": eval_time,
                    "train_examples_per_s": n_seen / train_time if train_time > 0 else None,
                    "eval_examples_per_s": n_eval / eval_time if eval_time > 0 else None},

@@ -198,6 +198,64 @@ def test_micro_batched_run_equals_whole_batch_run(runs):
     assert micro.curve.loc[0, "grad_norm"] == pytest.approx(whole.curve.loc[0, "grad_norm"], rel=1e-5)
 
 
+@pytest.mark.parametrize("over", [{}, {"prior_wd": 0.5, "llrd_eta": 0.8, "bias_correction": False}])
+def test_compact_embeddings_run_equals_dense_run(runs, over):
+    """Training only the word-embedding rows the run reads is the same run (dropout 0): curve, update
+    norms, drift, predictions and the saved (dense) weights agree within float tolerance."""
+    kw = dict(dropout=0.0, micro_batch_tokens=64, update_log_steps=3, epochs=2, **over)
+    _, dense, _ = runs("rte", compact_embeddings=False, **kw)
+    _, compact, _ = runs("rte", compact_embeddings=True, **kw)
+    assert dense.record["embedding_rows"] is None
+    rows = compact.record["embedding_rows"]
+    vocab = dense.state_dict["bert.embeddings.word_embeddings.weight"].shape[0]
+    assert 100 < rows < vocab // 4  # a tiny split reads a small part of the vocabulary
+    for col in ("train_loss", "grad_norm"):
+        np.testing.assert_allclose(compact.curve[col].to_numpy(), dense.curve[col].to_numpy(), rtol=1e-4)
+    val = [c for c in dense.curve.columns if c.startswith("val_")]
+    np.testing.assert_allclose(compact.curve[val].to_numpy(dtype=float), dense.curve[val].to_numpy(dtype=float),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(compact.updates["update_l2"], dense.updates["update_l2"], rtol=1e-4)
+    assert (compact.drift[["step", "level", "name"]] == dense.drift[["step", "level", "name"]]).all().all()
+    np.testing.assert_allclose(compact.drift["l2"], dense.drift["l2"], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(compact.drift["rel"], dense.drift["rel"], rtol=1e-4, atol=1e-12)
+    assert compact.record["test_best"] == pytest.approx(dense.record["test_best"], rel=1e-4, abs=1e-6)
+    assert compact.state_dict.keys() == dense.state_dict.keys()
+    for k, v in dense.state_dict.items():
+        torch.testing.assert_close(compact.state_dict[k], v, rtol=1e-4, atol=1e-6, msg=k)
+    emb_drift = dense.drift.query("level == 'tensor' and name == 'bert.embeddings.word_embeddings.weight'")
+    assert float(emb_drift["l2"].iloc[0]) > 0  # the embeddings did train
+
+
+def test_compact_embeddings_off_with_weight_decay(runs):
+    """Weight decay toward zero would move every row, so the engine keeps the whole matrix."""
+    _, res, _ = runs("rte", compact_embeddings=True, weight_decay=0.01)
+    assert res.record["embedding_rows"] is None
+
+
+def test_compact_embedding_module():
+    from pipeline.model import CompactEmbedding, compact_word_embeddings, dense_named_parameters, dense_state_dict
+
+    model = tiny_bert()
+    full = model.bert.embeddings.word_embeddings.weight.detach().clone()
+    ids = torch.tensor([[2, 7, 7, 0], [31, 2, 0, 0]])
+    ref = model.bert.embeddings.word_embeddings(ids)
+    lookup = compact_word_embeddings(model, [ids, torch.tensor([0])])
+    emb = model.get_input_embeddings()
+    assert isinstance(emb, CompactEmbedding) and emb.rows.tolist() == [0, 2, 7, 31]
+    assert lookup[[0, 2, 7, 31]].tolist() == [0, 1, 2, 3] and int(lookup[5]) == -1
+    assert emb.padding_idx == 0  # BERT's padding row keeps a zero gradient
+    torch.testing.assert_close(emb(lookup[ids]), ref, rtol=0, atol=0)
+    with torch.no_grad():
+        emb.weight[2] += 1.0  # row of id 7
+    dense = dict(dense_named_parameters(model))["bert.embeddings.word_embeddings.weight"]
+    expected = full.clone()
+    expected[7] += 1.0
+    torch.testing.assert_close(dense, expected, rtol=0, atol=0)
+    torch.testing.assert_close(dense_state_dict(model)["bert.embeddings.word_embeddings.weight"], expected)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        compact_word_embeddings(tiny_bert(), [torch.tensor([3, 50])])
+
+
 # ---- drift -------------------------------------------------------------------------------------
 
 def tiny_bert():
