@@ -121,15 +121,17 @@ PAPER_ITEMS = [
         "Figure 9",
         "validation grid over init seed x data seed (RTE)",
         ["fig09_seed_grid"],
-        "needs the seed-grid overlay (configs/seed-grid.yaml: runs whose initialisation and data-order seeds differ; "
-        "configs/paper.yaml for the paper's 10 x 10)",
+        "needs runs whose initialisation and data-order seeds differ: the seed-grid overlay (`snakemake --cores 2 "
+        "--configfile configs/seed-grid.yaml`, about 26 min here; its output is committed in results/seed-grid/figures/); "
+        "configs/paper.yaml holds the paper's 10 x 10",
         "",
     ),
     (
         "Figure 10",
         "std with one seed fixed (RTE)",
         ["fig10_seed_std", "fig10b_spread_sources"],
-        "needs the seed-grid overlay (configs/seed-grid.yaml; configs/paper.yaml for the paper's 10 x 10)",
+        "needs the seed-grid overlay (configs/seed-grid.yaml; committed output in results/seed-grid/figures/; "
+        "configs/paper.yaml for the paper's 10 x 10)",
         "",
     ),
     (
