@@ -62,6 +62,10 @@ def main(argv=None):
     ap.add_argument("--tasks", default="rte,cola")
     ap.add_argument("--sweep", action="store_true",
                     help="also sweep micro_batch_tokens and eval_batch_tokens (paper and default settings)")
+    ap.add_argument("--sweep-settings", default="paper,default",
+                    help="which settings the sweep covers: paper, default or both (comma-separated)")
+    ap.add_argument("--sweep-only", action="store_true",
+                    help="only the sweep (no with/without table, no full run)")
     ap.add_argument("--no-full-run", action="store_true")
     a = ap.parse_args(argv)
     if a.quick:
@@ -81,29 +85,39 @@ def main(argv=None):
     print(f"# embedded minilm-l6 at the paper's settings (batch 32, max_seq_length 128, train_size 1000); "
           f"training: first {a.steps} optimiser steps; eval: median of {a.repeats} passes over the validation half")
     rows, sweep_rows, eval_rows = [], [], []
+    sweep_settings = [x.strip() for x in a.sweep_settings.split(",") if x.strip()]
+    if a.sweep_only:
+        a.sweep, a.no_full_run = True, True
     for task in tasks:
         s = B.settings(task, paper_cfg)
-        log(f"{task}: features")
-        feats = B.features(s, paper_cfg)
-        n = (len(feats["train"]["labels"]), len(feats["val"]["labels"]), len(feats["test"]["labels"]))
-        mb = s["micro_batch_tokens"]
-        log(f"{task}: train with micro-batching ({mb})")
-        on = measure_train(s, feats, a.steps, mb)
-        log(f"{task}: train without micro-batching")
-        off = measure_train(s, feats, a.steps, 0)
-        log(f"{task}: eval")
-        ev_on = B.ours_eval(s, feats, a.repeats)
-        ev_off = B.unsorted_eval(s, feats, s["batch_size"], a.repeats)
-        rows.append([task, f"{n[0]}/{n[1]}/{n[2]}", f"on ({mb})", B.fmt(on["train_ex_s"]), B.fmt(on["real_tok_s"], 0),
-                     B.fmt(on["pad_share"], 2), B.fmt(ev_on["eval_ex_s"]), f"predict, eval_batch_tokens {s['eval_batch_tokens']}"])
-        rows.append([task, "", "off (0)", B.fmt(off["train_ex_s"]), B.fmt(off["real_tok_s"], 0),
-                     B.fmt(off["pad_share"], 2), B.fmt(ev_off["eval_ex_s"]), f"unsorted batches of {s['batch_size']}"])
+        feats = None
+        if not a.sweep_only or "paper" in sweep_settings:
+            log(f"{task}: features")
+            feats = B.features(s, paper_cfg)
+        if not a.sweep_only:
+            n = (len(feats["train"]["labels"]), len(feats["val"]["labels"]), len(feats["test"]["labels"]))
+            mb = s["micro_batch_tokens"]
+            log(f"{task}: train with micro-batching ({mb})")
+            on = measure_train(s, feats, a.steps, mb)
+            log(f"{task}: train without micro-batching")
+            off = measure_train(s, feats, a.steps, 0)
+            log(f"{task}: eval")
+            ev_on = B.ours_eval(s, feats, a.repeats)
+            ev_off = B.unsorted_eval(s, feats, s["batch_size"], a.repeats)
+            rows.append([task, f"{n[0]}/{n[1]}/{n[2]}", f"on ({mb})", B.fmt(on["train_ex_s"]),
+                         B.fmt(on["real_tok_s"], 0), B.fmt(on["pad_share"], 2), B.fmt(ev_on["eval_ex_s"]),
+                         f"predict, eval_batch_tokens {s['eval_batch_tokens']}"])
+            rows.append([task, "", "off (0)", B.fmt(off["train_ex_s"]), B.fmt(off["real_tok_s"], 0),
+                         B.fmt(off["pad_share"], 2), B.fmt(ev_off["eval_ex_s"]), f"unsorted batches of {s['batch_size']}"])
         if a.sweep:
             for label, cfgs in (("paper", paper_cfg), ("default", [B.PARAMS])):
+                if label not in sweep_settings:
+                    continue
                 s2 = B.settings(task, cfgs)
                 f2 = feats if label == "paper" else B.features(s2, cfgs)
                 cap = s2["batch_size"] * s2["max_seq_length"]
-                for budget in sorted({0, 256, 512, 768, 1024, 1536, 2048, 4096} - {cap} | {s2["micro_batch_tokens"]}):
+                for budget in sorted({0, 128, 256, 384, 512, 768, 1024, 1536, 2048, 4096} - {cap}
+                                     | {s2["micro_batch_tokens"]}):
                     if budget > cap:
                         continue
                     log(f"{task}/{label}: micro_batch_tokens {budget}")
@@ -117,8 +131,9 @@ def main(argv=None):
                 e = B.unsorted_eval(s2, f2, s2["batch_size"], a.repeats)
                 eval_rows.append([task, label, f"unsorted b{s2['batch_size']}", B.fmt(e["eval_ex_s"])])
     print()
-    print(B.table(rows, ["task", "train/val/test", "micro-batching", "train ex/s", "real tok/s", "pad share",
-                         "eval ex/s", "eval batching"]))
+    if rows:
+        print(B.table(rows, ["task", "train/val/test", "micro-batching", "train ex/s", "real tok/s",
+                             "pad share", "eval ex/s", "eval batching"]))
     if sweep_rows:
         print("\nSweep of micro_batch_tokens (0 = whole batch; paper = batch 32 x 128, default = params.yaml "
               "batch 16 x 64):")
