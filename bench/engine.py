@@ -82,7 +82,9 @@ def main(argv=None):
     paper_cfg = [B.PARAMS, overlay(PAPER_OVERLAY)]
     print(f"# bench/engine.py  {datetime.datetime.now().isoformat(timespec='seconds')}  torch {torch.__version__}  "
           f"transformers {transformers.__version__}  1 thread")
-    print(f"# embedded minilm-l6 at the paper's settings (batch 32, max_seq_length 128, train_size 1000); "
+    what = ("the sweep only, settings: " + ", ".join(x.strip() for x in a.sweep_settings.split(","))
+            if a.sweep_only else "at the paper's settings (batch 32, max_seq_length 128, train_size 1000)")
+    print(f"# embedded minilm-l6, {what}; "
           f"training: first {a.steps} optimiser steps; eval: median of {a.repeats} passes over the validation half")
     rows, sweep_rows, eval_rows = [], [], []
     sweep_settings = [x.strip() for x in a.sweep_settings.split(",") if x.strip()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .model import block_of, dense_named_parameters, depth_order, n_blocks
+from .model import CompactEmbedding, block_of, dense_named_parameters, depth_order, n_blocks
 
 
 def snapshot(model: torch.nn.Module) -> dict:
@@ -17,15 +17,32 @@ def snapshot(model: torch.nn.Module) -> dict:
     return {n: p.detach().clone() for n, p in dense_named_parameters(model)}
 
 
-@torch.no_grad()
-def tensor_drift(initial: dict, model: torch.nn.Module) -> pd.DataFrame:
-    """Per-tensor L2 distance and squared norms (float64 accumulation)."""
-    rows = []
-    for name, p in dense_named_parameters(model):
+def _current_and_start(initial: dict, model: torch.nn.Module):
+    """(name, current, start) per parameter. A compacted embedding is compared on its rows: the
+    others never move while it is compacted (pipeline.model.CompactEmbedding)."""
+    compact = {f"{n}.weight": m for n, m in model.named_modules() if isinstance(m, CompactEmbedding)}
+    for name, p in model.named_parameters():
         start = initial[name]
-        diff = (p.detach().double() - start.double())
+        if name in compact:
+            start = start.index_select(0, compact[name].rows.to(start.device))
+        yield name, p.detach(), start
+
+
+def _sq_norm(t: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(t, dtype=torch.float64)) ** 2
+
+
+@torch.no_grad()
+def tensor_drift(initial: dict, model: torch.nn.Module, sq_norms: dict | None = None) -> pd.DataFrame:
+    """Per-tensor L2 distance and squared norms (float64 accumulation). `sq_norms` caches the squared
+    norms of `initial` (they do not change during a run); it is filled on first use."""
+    sq_norms = {} if sq_norms is None else sq_norms
+    rows = []
+    for name, current, start in _current_and_start(initial, model):
+        if name not in sq_norms:
+            sq_norms[name] = _sq_norm(initial[name])
         rows.append({"name": name, "block": block_of(name, model),
-                     "sq_dist": float(diff.pow(2).sum()), "sq_norm": float(start.double().pow(2).sum())})
+                     "sq_dist": _sq_norm(current - start), "sq_norm": sq_norms[name]})
     df = pd.DataFrame(rows)
     df["l2"] = df["sq_dist"] ** 0.5
     df["rel"] = df["l2"] / df["sq_norm"].pow(0.5).where(df["sq_norm"] > 0)

@@ -194,8 +194,10 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     log_depth = torch.tensor([d for d, _ in logged], device=device)
     log_buf = [p.detach().clone() for p in log_params] if n_update_log else None
 
+    sq_norms: dict = {}  # of the start's tensors, computed once
+
     def record_drift(step):
-        blocks = block_drift(tensor_drift(initial, model), model)
+        blocks = block_drift(tensor_drift(initial, model, sq_norms), model)
         drift_rows.extend({"step": step, "level": "block", "name": r.name, "l2": r.l2, "rel": r.rel}
                           for r in blocks.itertuples())
 
@@ -255,7 +257,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     last_val = {k[4:]: v for k, v in curve[-1].items() if k.startswith("val_")}
     t0 = time.perf_counter()
     test_last, pred_last = evaluate(model, test, spec, device, s["eval_batch_tokens"])
-    final_tensors = tensor_drift(initial, model)
+    final_tensors = tensor_drift(initial, model, sq_norms)
     last_state = dense_state_dict(model) if keep_state else None
     if best["step"] == total:  # the best checkpoint is the last one: same weights, same predictions
         test_best, pred_best = test_last, pred_last

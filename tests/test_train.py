@@ -280,9 +280,10 @@ def test_layer_drift_blocks_are_root_sum_of_squares():
     blocks, tensors = df[df.level == "block"], df[df.level == "tensor"]
     params = dict(model.named_parameters())
     assert set(tensors["name"]) == set(params)
+    # the difference is taken in float32 (each element correctly rounded) and accumulated in float64
     for r in tensors.itertuples():
         expected = float((params[r.name].detach().double() - initial[r.name].double()).norm())
-        assert r.l2 == pytest.approx(expected, rel=1e-12)
+        assert r.l2 == pytest.approx(expected, rel=1e-6)
         assert r.block == block_of(r.name, model)
     assert list(blocks["name"]) == ["embeddings", "block0", "block1", "block2", "pooler", "head"]
     for r in blocks.itertuples():
@@ -290,9 +291,9 @@ def test_layer_drift_blocks_are_root_sum_of_squares():
         expected = math.sqrt(sum(float((params[n].detach().double() - initial[n].double()).pow(2).sum())
                                  for n in members))
         norm = math.sqrt(sum(float(initial[n].double().pow(2).sum()) for n in members))
-        assert r.l2 == pytest.approx(expected, rel=1e-12)
+        assert r.l2 == pytest.approx(expected, rel=1e-6)
         assert r.l2 == pytest.approx(math.sqrt((tensors[tensors.block == r.name]["l2"] ** 2).sum()), rel=1e-12)
-        assert r.rel == pytest.approx(expected / norm, rel=1e-12)
+        assert r.rel == pytest.approx(expected / norm, rel=1e-6)
 
 
 def test_run_drift(runs, settings):
