@@ -169,13 +169,14 @@ def matmul_peak(n: int = 2048, repeats: int = 7, threads: int = 1) -> dict:
 def ours_train(s: dict, feats: dict, steps: int, threads: int = 1) -> dict:
     """Our engine's run() for `steps` optimiser steps (the first steps of the real batch order), one
     evaluation at the end on the validation half, a token test split (not timed as training).
-    Returns the engine's own timing record."""
+    Returns the engine's own timing record and the number of word-embedding rows it trained
+    (`embedding_rows`, None when the whole matrix was trained)."""
     from pipeline.train import run
 
     s2 = dict(s, max_steps=steps, num_evals=1)
     f2 = {"train": feats["train"], "val": feats["val"], "test": subset_features(feats["test"], 16)}
     rec = run(s2, f2, threads=threads).record
-    return rec["timing"]
+    return dict(rec["timing"], embedding_rows=rec.get("embedding_rows"))
 
 
 def ours_eval(s: dict, feats: dict, repeats: int = 3, threads: int = 1) -> dict:

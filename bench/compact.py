@@ -36,20 +36,12 @@ def measure(tasks, steps, repeats, threads=1):
         feats = B.features(s)
         for _ in range(repeats):
             for compact in (True, False):
-                tm, rows = ours(dict(s, compact_embeddings=compact), feats, steps, threads)
-                out.append((task, "compact" if compact else "dense", tm["train_examples_per_s"], rows))
+                tm = B.ours_train(dict(s, compact_embeddings=compact), feats, steps, threads)
+                out.append((task, "compact" if compact else "dense", tm["train_examples_per_s"],
+                            tm["embedding_rows"]))
                 print(f"[{time.strftime('%H:%M:%S')}] {task} {out[-1][1]}: {out[-1][2]:.1f} ex/s",
                       file=sys.stderr, flush=True)
     return out
-
-
-def ours(s, feats, steps, threads):
-    from pipeline.train import run
-
-    s2 = dict(s, max_steps=steps, num_evals=1)
-    f2 = {"train": feats["train"], "val": feats["val"], "test": B.subset_features(feats["test"], 16)}
-    rec = run(s2, f2, threads=threads).record
-    return rec["timing"], rec["embedding_rows"]
 
 
 def _worker(args):
