@@ -254,6 +254,7 @@ class CountingCollator:
 
     def reset(self):
         self.n = self.real = self.padded = 0
+        self.lengths = []  # non-padding length of every example, for the FLOP count
 
     def __call__(self, feats):
         b = self.inner(feats)
@@ -261,6 +262,7 @@ class CountingCollator:
         self.n += int(m.shape[0])
         self.real += int(m.sum())
         self.padded += int(m.numel())
+        self.lengths += m.sum(1).tolist()
         return b
 
 
@@ -364,7 +366,7 @@ def hf_train_eval(s: dict, feats: dict, steps: int, mode: str, fixed_batches=Non
     collator.reset()
     trainer.train()
     train_s = clock.t1 - clock.t0
-    n, real, padded = collator.n, collator.real, collator.padded
+    n, real, padded, lengths = collator.n, collator.real, collator.padded, list(collator.lengths)
     ev_ts = []
     for _ in range(eval_repeats):
         collator.reset()
@@ -372,7 +374,7 @@ def hf_train_eval(s: dict, feats: dict, steps: int, mode: str, fixed_batches=Non
         trainer.evaluate(eval_dataset=val_ds)
         ev_ts.append(time.perf_counter() - t0)
     return {"mode": mode, "train_s": train_s, "n_train": n, "train_ex_s": n / train_s,
-            "real_tokens": real, "padded_tokens": padded, "real_tok_s": real / train_s,
+            "real_tokens": real, "padded_tokens": padded, "real_tok_s": real / train_s, "lengths": lengths,
             "eval_s": median(ev_ts), "eval_ex_s": len(val_ds) / median(ev_ts), "threads": clock.threads}
 
 

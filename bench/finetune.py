@@ -23,8 +23,9 @@ one thread (torch.set_num_threads(1) for both frameworks), it measures:
    measured rates and start-up (labelled est.).
 4. The achieved FLOP rate of our training steps on non-padding tokens against a measured fp32 matmul
    peak (2048^3 torch.mm, same thread count); the FLOP formula is in benchlib.train_flops.
-5. Pipeline overheads: `snakemake -n` on configs/paper.yaml, a no-op `snakemake` on configs/smoke.yaml
-   (only if a dry run says nothing is to be done), a no-op `dvc repro` (only if dvc.lock exists and
+5. Pipeline overheads: `snakemake -n` on configs/paper.yaml (also with SLURM's `sinfo` hidden, when
+   present: see docs/cluster.md), a no-op `snakemake` on the default study (only if a dry run says
+   nothing is to be done), a no-op `dvc repro` (only if dvc.lock exists and
    `dvc status` is clean), and the per-job overhead (process start to the end of the first optimiser
    step of a Snakemake-style job, bench/probe.py).
 
@@ -69,6 +70,29 @@ def timed_cmd(cmd, repeats=3, budget_s=40.0, env=None):
     return times, p
 
 
+def planned(p) -> str:
+    if p.returncode:
+        return f"FAILED rc={p.returncode}: {(p.stderr or p.stdout).strip().splitlines()[-1:]}"
+    jobs = re.findall(r"^total\s+(\d+)", p.stdout + p.stderr, re.M)
+    return f"{jobs[-1]} jobs planned" if jobs else ""
+
+
+def path_without(command: str, tmp: str) -> str:
+    """$PATH with `command` hidden: the directories holding it are replaced by `tmp`, filled with links
+    to everything else they hold."""
+    out = []
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not (Path(d) / command).exists():
+            out.append(d)
+            continue
+        for f in Path(d).iterdir():
+            if f.name != command and not (Path(tmp) / f.name).exists():
+                (Path(tmp) / f.name).symlink_to(f)
+        if tmp not in out:
+            out.append(tmp)
+    return os.pathsep.join(out)
+
+
 def pipeline_overheads(repeats: int) -> list[list]:
     rows = []
     smk = str(B.ROOT / ".venv" / "bin" / "snakemake")
@@ -84,33 +108,33 @@ def pipeline_overheads(repeats: int) -> list[list]:
     else:
         probe = ["  incl. SLURM plugin probe", "0", 0, "no scontrol on PATH: skipped by the plugin"]
     paper = B.ROOT / "configs" / "paper.yaml"
+    dry = [smk, "-n", "--quiet", "rules", "--configfile", "configs/paper.yaml"]
     if paper.exists():
         log("snakemake -n on configs/paper.yaml")
-        ts, p = timed_cmd([smk, "-n", "--quiet", "rules", "--configfile", "configs/paper.yaml"], repeats, 40)
-        jobs = re.findall(r"^total\s+(\d+)", p.stdout + p.stderr, re.M)
-        note = f"{jobs[-1]} jobs planned" if jobs else ""
-        if p.returncode:
-            note = f"FAILED rc={p.returncode}: {(p.stderr or p.stdout).strip().splitlines()[-1:]}"
-        rows.append(["snakemake -n (configs/paper.yaml)", B.fmt(B.median(ts), 2), len(ts), note])
+        ts, p = timed_cmd(dry, repeats, 80)
+        rows.append(["snakemake -n (configs/paper.yaml)", B.fmt(B.median(ts), 2), len(ts), planned(p)])
+        if shutil.which("sinfo"):
+            # the plugin probes only when `sinfo` is on PATH: the same dry run on the same PATH less sinfo
+            log("snakemake -n on configs/paper.yaml, sinfo hidden")
+            with tempfile.TemporaryDirectory() as tmp:
+                ts, p = timed_cmd(dry, repeats, 80, env={**os.environ, "PATH": path_without("sinfo", tmp)})
+            rows.append(["snakemake -n, SLURM tools hidden", B.fmt(B.median(ts), 2), len(ts),
+                         planned(p) + "; as without SLURM's tools or with a controller"])
     else:
         rows.append(["snakemake -n (configs/paper.yaml)", "-", 0, "missing: configs/paper.yaml"])
     rows.append(probe)
-    smoke = B.ROOT / "configs" / "smoke.yaml"
-    if smoke.exists() and (B.ROOT / "results" / "smoke").is_dir():
-        log("snakemake on configs/smoke.yaml (dry run first)")
-        ts_n, p = timed_cmd([smk, "-n", "--configfile", "configs/smoke.yaml"], 1)
-        out = p.stdout + p.stderr
-        if p.returncode == 0 and "Nothing to be done" in out:
-            ts, p2 = timed_cmd([smk, "--cores", "1", "--configfile", "configs/smoke.yaml"], repeats, 60)
-            note = "nothing to be done" if p2.returncode == 0 else f"FAILED rc={p2.returncode}"
-            rows.append(["no-op snakemake (configs/smoke.yaml)", B.fmt(B.median(ts), 2), len(ts), note])
-        else:
-            jobs = re.findall(r"^total\s+(\d+)", out, re.M)
-            why = f"{jobs[-1]} jobs pending" if jobs else f"dry run rc={p.returncode}"
-            rows.append(["no-op snakemake (configs/smoke.yaml)", "-", 0,
-                         f"not a no-op ({why}); not run. dry run took {ts_n[0]:.2f} s"])
+    log("snakemake on the default study (params.yaml; dry run first)")
+    ts_n, p = timed_cmd([smk, "-n"], 1)
+    out = p.stdout + p.stderr
+    if p.returncode == 0 and "Nothing to be done" in out:
+        ts, p2 = timed_cmd([smk, "--cores", "1"], repeats, 60)
+        note = "nothing to be done" if p2.returncode == 0 else f"FAILED rc={p2.returncode}"
+        rows.append(["no-op snakemake (default study)", B.fmt(B.median(ts), 2), len(ts), note])
     else:
-        rows.append(["no-op snakemake (configs/smoke.yaml)", "-", 0, "missing: configs/smoke.yaml or results/smoke"])
+        jobs = re.findall(r"^total\s+(\d+)", out, re.M)
+        why = f"{jobs[-1]} jobs pending" if jobs else f"dry run rc={p.returncode}"
+        rows.append(["no-op snakemake (default study)", "-", 0,
+                     f"not a no-op ({why}); not run. dry run took {ts_n[0]:.2f} s"])
     if (B.ROOT / "dvc.lock").exists():
         log("dvc status / dvc repro")
         ts_s, p = timed_cmd([dvc, "status"], 1)
@@ -240,6 +264,13 @@ def main(argv=None):
         r["trainer_best"] = best
         r["ratio"] = r["ours"]["train_ex_s"] / r[best]["train_ex_s"]
         r["ratio_pad_max"] = r["ours"]["train_ex_s"] / r["pad_max"]["train_ex_s"]
+        # Trainer-best's FLOP rate on its own examples' real tokens, and the most our ratio could be if
+        # our steps ran at the matmul peak: peak / (our FLOPs per example), over Trainer-best's ex/s
+        tb = r[best]
+        tb["gflops_real"] = B.train_flops(tb.pop("lengths"), shapes) / tb["train_s"] / 1e9
+        for m in ("dynamic", "group_by_length", "pad_max"):
+            r[m].pop("lengths", None)
+        r["ceiling_ratio"] = peak["gflops"] * 1e9 / (flops_real / n_ex) / tb["train_ex_s"]
         if a.full_run != "skip":
             log(f"{task}: full run as a subprocess ({a.full_run})")
             cfgs = [B.PARAMS] + ([tiny_overlay()] if a.full_run == "tiny" else [])
@@ -330,12 +361,18 @@ def report(out):
       f"QK^T and AV, pooler + classifier per sequence; backward = 2 x forward)")
     rows = []
     for task, r in out["tasks"].items():
-        o = r["ours"]
+        o, tb = r["ours"], r[r["trainer_best"]]
         rows.append([task, r["real_tokens"], r["padded_tokens"], B.fmt(r["flops_real"] / 1e9, 0),
                      B.fmt(o["gflops_real"]), B.fmt(o["gflops_real"] / pk["gflops"], 2),
-                     B.fmt(o["gflops_padded"]), B.fmt(o["gflops_padded"] / pk["gflops"], 2)])
+                     B.fmt(o["gflops_padded"]), B.fmt(o["gflops_padded"] / pk["gflops"], 2),
+                     B.fmt(tb.get("gflops_real")), B.fmt(tb.get("gflops_real", 0) / pk["gflops"], 2),
+                     B.fmt(r.get("ceiling_ratio"), 2)])
     P(B.table(rows, ["task", "real tokens", "padded tokens", "GFLOP (real)", "ours GFLOP/s real",
-                     "frac of peak", "GFLOP/s incl. padding", "frac of peak"]))
+                     "frac of peak", "GFLOP/s incl. padding", "frac of peak", "Trainer-best GFLOP/s real",
+                     "frac of peak", "ratio at peak"]))
+    ceil = [r.get("ceiling_ratio", float("nan")) for r in out["tasks"].values()]
+    P(f"ratio at peak: ours/Trainer-best if our training ran at the measured matmul peak on its non-padding "
+      f"tokens (peak / our FLOPs per example / Trainer-best's ex/s); mean {sum(ceil) / len(ceil):.2f}")
     P("")
     if out.get("job_overhead"):
         j, h = out["job_overhead"], out["hf_startup"]

@@ -1,28 +1,45 @@
 # One job per (task, condition, seed). Its params carry the run's resolved settings as one canonical
 # JSON string, so editing one condition reruns exactly that condition's runs.
+import shlex
+
 from pipeline.config import expand_conditions, intermediate_settings
 from pipeline.tasks import canonical_task
 
 
-def run_extra_inputs(w):
-    """A selected condition reads its family's selection file; intermediate-task transfer starts
-    from the intermediate model of the same seed."""
-    s = run_settings(w)
-    extra = {}
+@functools.lru_cache(maxsize=None)
+def run_inputs_of(task, condition, seed):
+    """A run reads its task's features; a selected condition also its family's selection file, and
+    intermediate-task transfer the intermediate model of the same seed."""
+    s = settings_of(task, condition, seed)
+    inputs = {"features": features_for(task, condition, seed)}
     if s.get("select"):
-        extra["selection"] = f"{ROOT}/selection/{w.task}/{s['select']}.json"
+        inputs["selection"] = f"{ROOT}/selection/{task}/{s['select']}.json"
     if s.get("intermediate_task"):
-        extra["init"] = f"{ROOT}/intermediate/{canonical_task(s['intermediate_task'])}/seed{w.seed}/model.safetensors"
-    return extra
+        inputs["init"] = f"{ROOT}/intermediate/{canonical_task(s['intermediate_task'])}/seed{seed}/model.safetensors"
+    return inputs
 
 
-def extra_flags(w, input):
-    flags = []
-    if "selection" in input.keys():
-        flags.append(f"--selection {input.selection}")
-    if "init" in input.keys():
-        flags.append(f"--init-weights {input.init}")
-    return " ".join(flags)
+@functools.lru_cache(maxsize=None)
+def run_args_of(task, condition, seed):
+    """The run's command-line arguments: its resolved settings as one canonical JSON string, and its inputs."""
+    inputs = run_inputs_of(task, condition, seed)
+    args = [f"--settings {shlex.quote(canonical(dict(settings_of(task, condition, seed))))}",
+            f"--features {inputs['features']}"]
+    if "selection" in inputs:
+        args.append(f"--selection {inputs['selection']}")
+    if "init" in inputs:
+        args.append(f"--init-weights {inputs['init']}")
+    return " ".join(args)
+
+
+# Planning cost is per job and per input or param function (the paper grid has 6,446 runs): one of each,
+# cached per run.
+def run_inputs(w):
+    return dict(run_inputs_of(w.task, w.condition, int(w.seed)))
+
+
+def run_args(w):
+    return run_args_of(w.task, w.condition, int(w.seed))
 
 
 rule finetune:
@@ -32,20 +49,17 @@ rule finetune:
         drift=f"{ROOT}/runs/{{task}}/{{condition}}/seed{{seed}}/drift.csv",
         updates=f"{ROOT}/runs/{{task}}/{{condition}}/seed{{seed}}/updates.csv",
     input:
-        unpack(run_extra_inputs),
-        features=features_path,
-        code=ENGINE,
+        unpack(run_inputs),
+        code=NEWEST_ENGINE_MODULE,
     params:
-        settings=lambda w: canonical(run_settings(w)),
-        extra=extra_flags,
+        args=run_args,
     threads: config["study"].get("finetune_threads", 1)
     resources:
         mem_mb=4000,
     log:
         f"{ROOT}/logs/runs/{{task}}/{{condition}}/seed{{seed}}.log",
     shell:
-        "{PY} -m pipeline finetune --settings {params.settings:q} --features {input.features} "
-        "{params.extra} --threads {threads} --out $(dirname {output.record}) 2> {log}"
+        "{PY} -m pipeline finetune {params.args} --threads {threads} --out $(dirname {output.record}) 2> {log}"
 
 
 def intermediate_features(w):
@@ -59,7 +73,7 @@ rule intermediate:
         record=f"{ROOT}/intermediate/{{task}}/seed{{seed}}/record.json",
     input:
         features=intermediate_features,
-        code=ENGINE,
+        code=NEWEST_ENGINE_MODULE,
     params:
         settings=lambda w: canonical(intermediate_settings(config, w.task, int(w.seed))),
     threads: config["study"].get("finetune_threads", 1)

@@ -109,6 +109,25 @@ def test_editing_analysis_code_reruns_no_finetune(snakemake_study):
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+@pytest.mark.parametrize("module", ["pipeline/drift.py", "pipeline/tasks.py"])
+def test_editing_any_engine_module_reruns_every_finetune(snakemake_study, module):
+    """Jobs list only the newest engine module (rules/common.smk): editing any one of them, the oldest
+    included, must still plan every fine-tune and intermediate job again."""
+    root = snakemake_study["root"]
+    path = root / module
+    original, stat = path.read_text(), path.stat()
+    n_runs = len(list((root / "results" / "runs").glob("*/*/seed*/record.json")))
+    try:
+        path.write_text(original + "\n# edited\n")
+        proc = snakemake(root, "-n")
+        assert len(finetune_jobs(proc.stdout)) == n_runs > 0, module
+        assert re.search(r"^intermediate\s+\d+", proc.stdout, re.M), module
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "Nothing to be done" in snakemake(root, "-n").stdout
+
+
 def test_two_runs_are_identical(dvc_study, snakemake_study):
     """Determinism across the workflow: same machine, same versions -> identical numbers."""
     a, b = dvc_study["root"] / "results", snakemake_study["results"]
