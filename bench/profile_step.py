@@ -42,7 +42,8 @@ def main(argv=None):
     from pipeline.features import Examples, micro_batches
     from pipeline.optim import AdamW, linear_schedule, parameter_groups, set_lr
     from pipeline.tasks import task_spec
-    from pipeline.train import build_model, update_norms
+    from pipeline.model import cls_only_top_layer
+    from pipeline.train import build_model, compact_embeddings, update_norms
 
     torch.set_num_threads(1)
     transformers.utils.logging.disable_progress_bar()
@@ -58,11 +59,14 @@ def main(argv=None):
         s["micro_batch_tokens"] = a.micro_batch_tokens
     feats = B.features(s, cfgs)
     spec = task_spec(s["glue_task"])
-    train = Examples(feats["train"])
     model = build_model(s, spec)
     initial = snapshot(model)
+    feats, anchors, pad, _ = compact_embeddings(model, feats, s, initial)
+    if s.get("cls_only_top_layer"):
+        cls_only_top_layer(model)
+    train = Examples(feats["train"], pad_id=pad)
     groups = parameter_groups(model, lr=s["lr"], weight_decay=s["weight_decay"], prior_wd=s["prior_wd"],
-                              llrd_eta=s["llrd_eta"], initial=initial)
+                              llrd_eta=s["llrd_eta"], initial=anchors)
     opt = AdamW(groups, lr=s["lr"], betas=(s["adam_beta1"], s["adam_beta2"]), eps=s["adam_eps"],
                 bias_correction=s["bias_correction"])
     n_steps = 2 + a.steps + a.timing_steps

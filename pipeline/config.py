@@ -94,6 +94,7 @@ TRAIN_SCHEMA = {
     "num_evals": _num(1, integer=True),
     "micro_batch_tokens": _num(0, integer=True),
     "compact_embeddings": _bool,
+    "cls_only_top_layer": _bool,
     "eval_batch_tokens": _num(1, integer=True),
     "attn_implementation": _choice("sdpa", "eager"),
     "device": _choice("auto", "cpu", "cuda"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .model import CompactEmbedding, block_of, dense_named_parameters, depth_order, n_blocks
+from .model import block_of, compacted, dense_named_parameters, depth_order, n_blocks
 
 
 def snapshot(model: torch.nn.Module) -> dict:
@@ -20,7 +20,7 @@ def snapshot(model: torch.nn.Module) -> dict:
 def _current_and_start(initial: dict, model: torch.nn.Module):
     """(name, current, start) per parameter. A compacted embedding is compared on its rows: the
     others never move while it is compacted (pipeline.model.CompactEmbedding)."""
-    compact = {f"{n}.weight": m for n, m in model.named_modules() if isinstance(m, CompactEmbedding)}
+    compact = compacted(model)
     for name, p in model.named_parameters():
         start = initial[name]
         if name in compact:
@@ -33,14 +33,18 @@ def _sq_norm(t: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def start_sq_norms(initial: dict) -> dict:
+    """The squared norm of every floating-point tensor of the start (float64), to compute once per run."""
+    return {name: _sq_norm(t) for name, t in initial.items() if t.is_floating_point()}
+
+
+@torch.no_grad()
 def tensor_drift(initial: dict, model: torch.nn.Module, sq_norms: dict | None = None) -> pd.DataFrame:
-    """Per-tensor L2 distance and squared norms (float64 accumulation). `sq_norms` caches the squared
-    norms of `initial` (they do not change during a run); it is filled on first use."""
-    sq_norms = {} if sq_norms is None else sq_norms
+    """Per-tensor L2 distance and squared norms (float64 accumulation). `sq_norms`: start_sq_norms(initial),
+    computed once by a caller that measures drift repeatedly (computed here when not given)."""
+    sq_norms = start_sq_norms(initial) if sq_norms is None else sq_norms
     rows = []
     for name, current, start in _current_and_start(initial, model):
-        if name not in sq_norms:
-            sq_norms[name] = _sq_norm(initial[name])
         rows.append({"name": name, "block": block_of(name, model),
                      "sq_dist": _sq_norm(current - start), "sq_norm": sq_norms[name]})
     df = pd.DataFrame(rows)

@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 
 from . import seeds
-from .drift import block_drift, snapshot, tensor_drift
+from .drift import block_drift, snapshot, start_sq_norms, tensor_drift
 from .features import PAD_ID, Examples, micro_batches
 from .metrics import compute_metrics, prediction_spread
-from .model import (apply_mixout, compact_word_embeddings, dense_state_dict, init_head, load_model,
-                    reinit_top_layers)
+from .model import (apply_mixout, cls_only_top_layer, compact_word_embeddings, dense_state_dict, init_head,
+                    load_model, reinit_top_layers)
 from .splits import majority_baseline
 from .optim import AdamW, linear_schedule, parameter_groups, set_lr
 from .tasks import task_spec
@@ -143,6 +143,24 @@ def build_model(s: dict, spec, init_weights: dict | None = None):
     return model
 
 
+def compact_embeddings(model, feats: dict, s: dict, initial: dict):
+    """Train only the word-embedding rows the run reads, when the settings allow it (exact: see
+    pipeline.model.CompactEmbedding). Returns (features with remapped ids, the optimiser's anchors,
+    the padding id, the number of rows kept or None when not compacted)."""
+    # Exact only while no rows but the ones read can move: weight decay toward zero would shrink the
+    # others too (pre-trained weight decay leaves them: they stay at their anchor).
+    if not s.get("compact_embeddings", False) or s["weight_decay"]:
+        return feats, initial, PAD_ID, None
+    lookup = compact_word_embeddings(
+        model, [feats[k]["ids"] for k in ("train", "val", "test")] + [torch.tensor([PAD_ID])])
+    if lookup is None:
+        return feats, initial, PAD_ID, None
+    feats = {k: dict(feats[k], ids=lookup[feats[k]["ids"]]) for k in ("train", "val", "test")}
+    emb = model.get_input_embeddings()
+    anchors = dict(initial, **{n: p.detach().clone() for n, p in model.named_parameters() if p is emb.weight})
+    return feats, anchors, int(lookup[PAD_ID]), len(emb.rows)
+
+
 def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int = 1,
         keep_state: bool = False) -> RunResult:
     """Fine-tune once with the resolved settings `s` on tokenised features `feats`."""
@@ -155,19 +173,8 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
         apply_mixout(model, s["mixout_p"], seeds.generator("mixout", s["data_seed"], device.type))
     model.to(device)
     initial = snapshot(model)
-    anchors, n_rows = initial, None
-    # Exact only while no rows but the ones read can move: weight decay toward zero would shrink the
-    # others too (pre-trained weight decay leaves them: they stay at their anchor).
-    if s.get("compact_embeddings", False) and not s["weight_decay"]:
-        lookup = compact_word_embeddings(
-            model, [feats[k]["ids"] for k in ("train", "val", "test")] + [torch.tensor([PAD_ID])])
-        if lookup is not None:
-            feats = {k: dict(feats[k], ids=lookup[feats[k]["ids"]]) for k in ("train", "val", "test")}
-            emb = model.get_input_embeddings()
-            n_rows = len(emb.rows)
-            anchors = dict(initial, **{n: p.detach().clone() for n, p in model.named_parameters()
-                                       if p is emb.weight})
-    pad = PAD_ID if n_rows is None else int(lookup[PAD_ID])
+    feats, anchors, pad, n_rows = compact_embeddings(model, feats, s, initial)
+    cls_only = bool(s.get("cls_only_top_layer", False)) and cls_only_top_layer(model)
     train, val, test = (Examples(feats[k], pad_id=pad) for k in ("train", "val", "test"))
     groups = parameter_groups(model, lr=s["lr"], weight_decay=s["weight_decay"], prior_wd=s["prior_wd"],
                               llrd_eta=s["llrd_eta"], initial=anchors)
@@ -194,7 +201,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
     log_depth = torch.tensor([d for d, _ in logged], device=device)
     log_buf = [p.detach().clone() for p in log_params] if n_update_log else None
 
-    sq_norms: dict = {}  # of the start's tensors, computed once
+    sq_norms = start_sq_norms(initial)
 
     def record_drift(step):
         blocks = block_drift(tensor_drift(initial, model, sq_norms), model)
@@ -283,7 +290,7 @@ def run(s: dict, feats: dict, *, init_weights: dict | None = None, threads: int 
         "spread_best": prediction_spread(spec, pred_best), "spread_last": prediction_spread(spec, pred_last),
         "majority_test": majority_baseline(spec, test.labels.tolist()),
         "label_std_test": float(np.std(test.labels.numpy().astype(np.float64))),
-        "device": device.type, "threads": threads, "embedding_rows": n_rows,
+        "device": device.type, "threads": threads, "embedding_rows": n_rows, "cls_only_top_layer": cls_only,
         "timing": {"wall_s": time.perf_counter() - t_start, "train_s": train_time, "eval_s": eval_time,
                    "train_examples_per_s": n_seen / train_time if train_time > 0 else None,
                    "eval_examples_per_s": n_eval / eval_time if eval_time > 0 else None},

@@ -13,7 +13,7 @@ import torch
 
 import pipeline.train as train_mod
 from pipeline import seeds
-from pipeline.drift import layer_drift, snapshot
+from pipeline.drift import layer_drift, snapshot, start_sq_norms, tensor_drift
 from pipeline.features import Examples, micro_batches
 from pipeline.io import atomic_write_csv, atomic_write_json
 from pipeline.model import block_of
@@ -234,6 +234,86 @@ def test_compact_embeddings_run_equals_dense_run(runs, over):
     assert compact.record["best_step"] == dense.record["best_step"]
 
 
+@pytest.mark.parametrize("over", [
+    {"dropout": None},  # the checkpoint's dropout: equality shows the same masks are drawn
+    {"dropout": None, "mixout_p": 0.2, "reinit_layers": 1, "reinit_pooler": True, "bias_correction": False},
+])
+def test_cls_only_top_layer_run_equals_whole_layer_run(runs, over):
+    """Computing the top layer at [CLS] only is the same run, dropout on: curve, update norms, drift,
+    predictions and weights agree to float rounding."""
+    kw = dict(micro_batch_tokens=64, update_log_steps=3, epochs=2, **over)
+    _, whole, _ = runs("rte", cls_only_top_layer=False, **kw)
+    _, cls, _ = runs("rte", cls_only_top_layer=True, **kw)
+    assert cls.record["cls_only_top_layer"] is True and whole.record["cls_only_top_layer"] is False
+    for col in ("train_loss", "grad_norm"):
+        np.testing.assert_allclose(cls.curve[col].to_numpy(), whole.curve[col].to_numpy(), rtol=1e-4)
+    val = [c for c in whole.curve.columns if c.startswith("val_")]
+    np.testing.assert_allclose(cls.curve[val].to_numpy(dtype=float), whole.curve[val].to_numpy(dtype=float),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(cls.updates["update_l2"], whole.updates["update_l2"], rtol=1e-4)
+    # Key biases get a zero gradient in exact arithmetic (softmax ignores a shift of every score), so
+    # what moves them is rounding noise, which Adam rescales to ~1e-6: compared loosely, the rest tightly.
+    noise = whole.drift["name"].str.endswith("attention.self.key.bias").to_numpy()
+    assert (cls.drift["name"] == whole.drift["name"]).all()
+    np.testing.assert_allclose(cls.drift["l2"][~noise], whole.drift["l2"][~noise], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(cls.drift["l2"][noise], whole.drift["l2"][noise], atol=1e-5)
+    assert cls.record["test_best"] == pytest.approx(whole.record["test_best"], rel=1e-4, abs=1e-6)
+    assert cls.record["best_step"] == whole.record["best_step"]
+    # Adam rescales each element's gradient, so an element whose gradient is near zero moves by a rounding
+    # difference of up to a small fraction of one step's size (lr 1e-4): atol 1e-5.
+    for k, v in whole.state_dict.items():
+        torch.testing.assert_close(cls.state_dict[k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_cls_only_top_layer_module(train_mode):
+    """On a padded batch: the same logits, the same random draws and the same gradients as the whole
+    layer (key biases have a zero gradient in exact arithmetic: softmax ignores a shift of all scores)."""
+    import copy
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from pipeline.model import cls_only_top_layer
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                     intermediate_size=48, max_position_embeddings=32, num_labels=3, attn_implementation="eager")
+    whole = BertForSequenceClassification(cfg)
+    cls = copy.deepcopy(whole)
+    assert cls_only_top_layer(cls)
+    ids = torch.randint(1, 60, (5, 12))
+    mask = torch.ones(5, 12, dtype=torch.long)
+    mask[1, 7:], mask[3, 4:] = 0, 0
+    ids[mask == 0] = 0
+    y = torch.tensor([0, 2, 1, 1, 0])
+    outs = []
+    for m in (whole, cls):
+        m.train(train_mode)
+        torch.manual_seed(7)
+        out = m(input_ids=ids, attention_mask=mask, labels=y)
+        out.loss.backward()
+        outs.append((out.logits.detach(), torch.get_rng_state()))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-5, atol=1e-6)
+    assert torch.equal(outs[1][1], outs[0][1])  # the same number of draws
+    grads = dict(whole.named_parameters())
+    for name, p in cls.named_parameters():
+        if name.endswith("attention.self.key.bias"):
+            assert float(p.grad.abs().max()) < 1e-9 and float(grads[name].grad.abs().max()) < 1e-9
+        else:
+            torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_cls_only_top_layer_refuses_what_it_cannot_do_exactly():
+    from transformers import BertConfig, BertForSequenceClassification, BertForTokenClassification
+
+    from pipeline.model import cls_only_top_layer
+
+    kw = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+              max_position_embeddings=32)
+    assert not cls_only_top_layer(BertForSequenceClassification(BertConfig(**kw, attn_implementation="sdpa")))
+    assert not cls_only_top_layer(BertForTokenClassification(BertConfig(**kw, attn_implementation="eager")))
+
+
 def test_compact_embeddings_restore_an_earlier_best_checkpoint(runs):
     """The best checkpoint (a compact state dict) is restored for the test when it is not the last."""
     kw = dict(dropout=0.0, micro_batch_tokens=64, epochs=3, num_evals=6, lr=3e-4)
@@ -251,7 +331,8 @@ def test_compact_embeddings_off_with_weight_decay(runs):
 
 
 def test_compact_embedding_module():
-    from pipeline.model import CompactEmbedding, compact_word_embeddings, dense_named_parameters, dense_state_dict
+    from pipeline.model import (CompactEmbedding, compact_word_embeddings, compacted, dense_named_parameters,
+                                dense_state_dict)
 
     model = tiny_bert()
     full = model.bert.embeddings.word_embeddings.weight.detach().clone()
@@ -270,8 +351,23 @@ def test_compact_embedding_module():
     expected[7] += 1.0
     torch.testing.assert_close(dense, expected, rtol=0, atol=0)
     torch.testing.assert_close(dense_state_dict(model)["bert.embeddings.word_embeddings.weight"], expected)
+    assert compacted(model) == {"bert.embeddings.word_embeddings.weight": emb}
     with pytest.raises(ValueError, match="outside the vocabulary"):
         compact_word_embeddings(tiny_bert(), [torch.tensor([3, 50])])
+
+
+def test_compaction_refuses_embeddings_tied_to_an_output_layer():
+    """A masked-LM head reads every row of a tied matrix: compacting it would be wrong, so it is refused."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from pipeline.model import compact_word_embeddings, compacted
+
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=24, max_position_embeddings=16, tie_word_embeddings=True)
+    model = BertForMaskedLM(cfg)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert compact_word_embeddings(model, [torch.tensor([1, 2, 3])]) is None
+    assert compacted(model) == {} and isinstance(model.get_input_embeddings(), torch.nn.Embedding)
 
 
 # ---- drift -------------------------------------------------------------------------------------
@@ -296,6 +392,8 @@ def test_layer_drift_blocks_are_root_sum_of_squares():
             p.add_(0.01 * torch.randn(p.shape, generator=g))
     df = layer_drift(initial, model)
     blocks, tensors = df[df.level == "block"], df[df.level == "tensor"]
+    pd.testing.assert_frame_equal(tensor_drift(initial, model, start_sq_norms(initial)),
+                                  tensor_drift(initial, model))  # norms computed once = computed each time
     params = dict(model.named_parameters())
     assert set(tensors["name"]) == set(params)
     # the difference is taken in float32 (each element correctly rounded) and accumulated in float64

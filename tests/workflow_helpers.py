@@ -82,7 +82,7 @@ def finetune_jobs(snakemake_output: str) -> list[tuple[str, str, str]]:
         if s.startswith("rule ") or s.startswith("localrule "):
             in_rule = s.rstrip(":").split()[-1] == "finetune"
         elif in_rule and s.startswith("wildcards:"):
-            kv = dict(p.split("=", 1) for p in s[len("wildcards:"):].split(", "))
+            kv = dict(p.strip().split("=", 1) for p in s[len("wildcards:"):].split(","))
             jobs.append((kv["task"], kv["condition"], kv["seed"]))
             in_rule = False
     return jobs
