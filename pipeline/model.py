@@ -293,7 +293,10 @@ def _dropped(t: torch.Tensor, dropout: float, training: bool, full_shape) -> tor
     if not training or dropout == 0:
         return t
     noise = nn.functional.dropout(torch.ones(full_shape, dtype=t.dtype, device=t.device), dropout, True)
-    return t * noise[..., :1, :]
+    if t.dtype == torch.float32:
+        return t * noise[..., :1, :]  # what dropout computes on CPU: input x (mask / (1 - p))
+    # half precision (CUDA autocast): the fused kernel scales in float32; a float16 1/(1-p) would not
+    return (t.float() * (noise[..., :1, :] != 0) * (1.0 / (1.0 - dropout))).to(t.dtype)
 
 
 def _cls_only_layer_forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -1,6 +1,8 @@
 # Helpers shared by the rules: paths, the settings of each run, code dependencies.
 import functools
+import hashlib
 import os
+from pathlib import Path
 from pipeline.config import (dataset_name, glue_task_of, intermediate_settings, model_tag, resolve_settings,
                              split_settings, sweep_families)
 from pipeline.tasks import canonical_task
@@ -11,11 +13,30 @@ from pipeline.tasks import TASKS
 # so a config change that alters a run's settings reruns exactly that run through the params trigger.
 ENGINE = sorted(f"pipeline/{m}.py" for m in (
     "runner", "features", "io", "metrics", "model", "optim", "seeds", "splits", "tasks", "train", "drift"))
-# A job is rerun when an input is newer than its outputs, so the newest engine module decides for all of
-# them: jobs list that one file. Every input costs Snakemake ~0.14 ms per job to plan, and listing all
-# eleven was 10 of the 16 s of the paper grid's dry run (a rule writing one fingerprint file of them
-# instead costs more: each edge to another job's output is dearer than a plain file).
-NEWEST_ENGINE_MODULE = max(ENGINE, key=os.path.getmtime)
+
+
+def engine_stamp(root, modules):
+    """A file named after the SHA-256 of the engine modules' contents (it lists each module's digest),
+    written when planning finds it missing: jobs list this one file instead of the eleven modules.
+
+    An edit of any module gives a new name, hence a new input that did not exist when the runs were
+    made (rerun, with or without Snakemake's metadata); touching a module without changing it does
+    not. Every input costs Snakemake ~0.14 ms per job to plan: eleven code files per job were ~3 of
+    the paper grid's 18 s of dry run. (Neither "the newest module" nor a rule writing the digest
+    will do: Snakemake 9 ignores a newer input whose checksum it has seen, and an edge to another
+    job's output costs more than a plain file.)"""
+    lines = "".join(f"{hashlib.sha256(Path(m).read_bytes()).hexdigest()}  {m}\n" for m in modules)
+    path = Path(root) / "engine" / f"{hashlib.sha256(lines.encode()).hexdigest()[:16]}.sha256"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(lines)
+        os.replace(tmp, path)  # atomic: cluster jobs plan the same workflow at the same time
+    return str(path)
+
+
+ENGINE_STAMP = engine_stamp(ROOT, ENGINE)
+
 DATA_CODE = sorted(f"pipeline/{m}.py" for m in ("prepare", "data", "splits", "tasks", "io", "metrics")) + [
     "pipeline/fingerprints.json"]
 

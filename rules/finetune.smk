@@ -50,7 +50,7 @@ rule finetune:
         updates=f"{ROOT}/runs/{{task}}/{{condition}}/seed{{seed}}/updates.csv",
     input:
         unpack(run_inputs),
-        code=NEWEST_ENGINE_MODULE,
+        engine=ENGINE_STAMP,
     params:
         args=run_args,
     threads: config["study"].get("finetune_threads", 1)
@@ -73,7 +73,7 @@ rule intermediate:
         record=f"{ROOT}/intermediate/{{task}}/seed{{seed}}/record.json",
     input:
         features=intermediate_features,
-        code=NEWEST_ENGINE_MODULE,
+        engine=ENGINE_STAMP,
     params:
         settings=lambda w: canonical(intermediate_settings(config, w.task, int(w.seed))),
     threads: config["study"].get("finetune_threads", 1)

@@ -109,23 +109,42 @@ def test_editing_analysis_code_reruns_no_finetune(snakemake_study):
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-@pytest.mark.parametrize("module", ["pipeline/drift.py", "pipeline/tasks.py"])
+@pytest.mark.parametrize("module", ["pipeline/drift.py", "pipeline/model.py"])
 def test_editing_any_engine_module_reruns_every_finetune(snakemake_study, module):
-    """Jobs list only the newest engine module (rules/common.smk): editing any one of them, the oldest
-    included, must still plan every fine-tune and intermediate job again."""
+    """Jobs list one file named after the engine modules' digest (rules/common.smk): editing any module
+    plans every fine-tune and intermediate job again, even when the newest other module is touched
+    after it (a newer file whose content Snakemake has seen reruns nothing, so depending on "the newest
+    module" would miss the edit); touching every module reruns nothing."""
     root = snakemake_study["root"]
+    engine = sorted((root / "pipeline").glob("*.py"))
+    stats = {p: p.stat() for p in engine}
     path = root / module
-    original, stat = path.read_text(), path.stat()
+    original = path.read_text()
     n_runs = len(list((root / "results" / "runs").glob("*/*/seed*/record.json")))
+    stamps = list((root / "results" / "engine").glob("*.sha256"))
+    assert len(stamps) == 1  # one engine version ran
+    modules = [root / line.split()[1] for line in stamps[0].read_text().splitlines()]
+    assert path in modules and len(modules) == 11
+    newest_other = max((p for p in modules if p != path), key=lambda p: stats[p].st_mtime_ns)
     try:
         path.write_text(original + "\n# edited\n")
+        os.utime(newest_other)  # the newest other module newer still, its content unchanged
         proc = snakemake(root, "-n")
         assert len(finetune_jobs(proc.stdout)) == n_runs > 0, module
         assert re.search(r"^intermediate\s+\d+", proc.stdout, re.M), module
     finally:
         path.write_text(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert "Nothing to be done" in snakemake(root, "-n").stdout
+        for p, st in stats.items():
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        for stamp in set((root / "results" / "engine").glob("*.sha256")) - set(stamps):
+            stamp.unlink()  # the edited engine's, written by the dry run
+    for p in engine:
+        os.utime(p)  # touched, not changed
+    try:
+        assert "Nothing to be done" in snakemake(root, "-n").stdout
+    finally:
+        for p, st in stats.items():
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def test_two_runs_are_identical(dvc_study, snakemake_study):
