@@ -198,6 +198,17 @@ def test_micro_batched_run_equals_whole_batch_run(runs):
     assert micro.curve.loc[0, "grad_norm"] == pytest.approx(whole.curve.loc[0, "grad_norm"], rel=1e-5)
 
 
+def assert_same_curves(a, b):
+    """Two runs of the same computation: training loss, gradient norm, validation metrics and update
+    norms at every step agree to float rounding."""
+    for col in ("train_loss", "grad_norm"):
+        np.testing.assert_allclose(a.curve[col].to_numpy(), b.curve[col].to_numpy(), rtol=1e-4)
+    val = [c for c in b.curve.columns if c.startswith("val_")]
+    np.testing.assert_allclose(a.curve[val].to_numpy(dtype=float), b.curve[val].to_numpy(dtype=float),
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a.updates["update_l2"], b.updates["update_l2"], rtol=1e-4)
+
+
 @pytest.mark.parametrize("over", [
     {"dropout": 0.0},
     {"dropout": 0.0, "prior_wd": 0.5, "llrd_eta": 0.8, "bias_correction": False},
@@ -216,12 +227,7 @@ def test_compact_embeddings_run_equals_dense_run(runs, over):
     rows = compact.record["embedding_rows"]
     vocab = dense.state_dict["bert.embeddings.word_embeddings.weight"].shape[0]
     assert 100 < rows < vocab // 4  # a tiny split reads a small part of the vocabulary
-    for col in ("train_loss", "grad_norm"):
-        np.testing.assert_allclose(compact.curve[col].to_numpy(), dense.curve[col].to_numpy(), rtol=1e-4)
-    val = [c for c in dense.curve.columns if c.startswith("val_")]
-    np.testing.assert_allclose(compact.curve[val].to_numpy(dtype=float), dense.curve[val].to_numpy(dtype=float),
-                               rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(compact.updates["update_l2"], dense.updates["update_l2"], rtol=1e-4)
+    assert_same_curves(compact, dense)
     assert (compact.drift[["step", "level", "name"]] == dense.drift[["step", "level", "name"]]).all().all()
     np.testing.assert_allclose(compact.drift["l2"], dense.drift["l2"], rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(compact.drift["rel"], dense.drift["rel"], rtol=1e-4, atol=1e-12)
@@ -245,12 +251,7 @@ def test_cls_only_top_layer_run_equals_whole_layer_run(runs, over):
     _, whole, _ = runs("rte", cls_only_top_layer=False, **kw)
     _, cls, _ = runs("rte", cls_only_top_layer=True, **kw)
     assert cls.record["cls_only_top_layer"] is True and whole.record["cls_only_top_layer"] is False
-    for col in ("train_loss", "grad_norm"):
-        np.testing.assert_allclose(cls.curve[col].to_numpy(), whole.curve[col].to_numpy(), rtol=1e-4)
-    val = [c for c in whole.curve.columns if c.startswith("val_")]
-    np.testing.assert_allclose(cls.curve[val].to_numpy(dtype=float), whole.curve[val].to_numpy(dtype=float),
-                               rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(cls.updates["update_l2"], whole.updates["update_l2"], rtol=1e-4)
+    assert_same_curves(cls, whole)
     # Key biases get a zero gradient in exact arithmetic (softmax ignores a shift of every score), so
     # what moves them is rounding noise, which Adam rescales to ~1e-6: compared loosely, the rest tightly.
     noise = whole.drift["name"].str.endswith("attention.self.key.bias").to_numpy()
