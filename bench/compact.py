@@ -90,5 +90,6 @@ def main(argv=None):
     label = "compact/dense" if compact else f"{a.setting} on/off"
     print(f"ratio {label}: {sum(ratios) / len(ratios):.2f}")
 
+
 if __name__ == "__main__":
     main()

@@ -393,8 +393,12 @@ def test_layer_drift_blocks_are_root_sum_of_squares():
             p.add_(0.01 * torch.randn(p.shape, generator=g))
     df = layer_drift(initial, model)
     blocks, tensors = df[df.level == "block"], df[df.level == "tensor"]
-    pd.testing.assert_frame_equal(tensor_drift(initial, model, start_sq_norms(initial)),
-                                  tensor_drift(initial, model))  # norms computed once = computed each time
+    norms = start_sq_norms(initial)  # every float tensor's squared norm, integer buffers left out
+    assert set(norms) == set(initial)
+    assert start_sq_norms({"w": torch.full((2,), 3.0), "ids": torch.arange(3)}) == {"w": pytest.approx(18.0)}
+    for k, v in norms.items():
+        assert v == pytest.approx(float(initial[k].double().pow(2).sum()), rel=1e-12)
+    pd.testing.assert_frame_equal(tensor_drift(initial, model, norms), tensor_drift(initial, model))
     params = dict(model.named_parameters())
     assert set(tensors["name"]) == set(params)
     # the difference is taken in float32 (each element correctly rounded) and accumulated in float64
