@@ -17,6 +17,11 @@ import yaml
 from .tasks import ALIASES, TASKS, TRAIN_ROWS, canonical_task
 
 
+# Names that become paths, wildcards or command-line words (study, dataset, condition, task): letters,
+# digits, '_', '.', '-', not starting with a dot (so never '..', never a hidden file, never a shell word).
+SAFE_NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+
+
 class ConfigError(ValueError):
     """Invalid configuration; `errors` lists every problem found, each naming its key path."""
 
@@ -351,6 +356,13 @@ def load_config(paths, check: bool = True) -> dict:
         if errors:
             raise ConfigError(errors)
     return cfg
+
+
+def cmd_validate(a):
+    """`python -m pipeline validate --config params.yaml [overlays]`: every problem, each naming its file."""
+    cfg = load_config(a.config)
+    grid = run_grid(cfg)
+    print(f"config OK: study {cfg['study']['name']!r} -> {study_root(cfg)}/, {len(grid)} runs")
 
 
 # ---- resolution -----------------------------------------------------------------------------
