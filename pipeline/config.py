@@ -5,8 +5,9 @@ the run grid. Import-light (no torch), so Snakemake can plan without the model.
 from __future__ import annotations
 
 import copy
-import math
 import difflib
+import functools
+import math
 import hashlib
 import itertools
 import json
@@ -32,102 +33,64 @@ class ConfigError(ValueError):
 
 # ---- schema -------------------------------------------------------------------------------
 
-def _num(lo=None, hi=None, lo_open=False, hi_open=False, integer=False, nullable=False):
-    def check(v):
-        if v is None:
-            return None if nullable else "must be set (null is not allowed here)"
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            return f"must be {'an integer' if integer else 'a number'}, got {v!r}"
-        if lo is not None and (v <= lo if lo_open else v < lo):
-            return f"must be {'>' if lo_open else '>='} {lo}, got {v!r}"
-        if hi is not None and (v >= hi if hi_open else v > hi):
-            return f"must be {'<' if hi_open else '<='} {hi}, got {v!r}"
-        return None
-    return check
+SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
 
 
-def _choice(*allowed, nullable=False):
-    def check(v):
-        if v is None and nullable:
-            return None
-        if v not in allowed:
-            return f"must be one of {list(allowed)}, got {v!r}"
-        return None
-    return check
+@functools.lru_cache(maxsize=1)
+def schema() -> dict:
+    """pipeline/schema.yaml, with the two definitions it derives from run_settings (see its header)."""
+    s = yaml.safe_load(SCHEMA_FILE.read_text())
+    run = s["$defs"]["run_settings"]
+    props = run["properties"]
+    s["$defs"]["run_overrides"] = {"type": "object", "additionalProperties": False, "properties": props}
+    cond = {}
+    for key, spec in props.items():
+        if "x-sweep" in spec:
+            cond[key] = {"anyOf": [spec, {"type": "array", "minItems": 1, "uniqueItems": True, "items": spec}]}
+        else:
+            cond[key] = spec
+    cond["description"] = {"type": "string"}
+    cond["select"] = {"type": "string"}
+    s["$defs"]["condition"] = {"type": ["object", "null"], "additionalProperties": False, "properties": cond}
+    return s
 
 
-def _bool(v):
-    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+def run_setting_keys() -> list[str]:
+    """Every key of a run's settings (the `train:` section), in the schema's order."""
+    return list(schema()["$defs"]["run_settings"]["properties"])
 
 
-def _str(v):
-    return None if isinstance(v, str) and v else f"must be a non-empty string, got {v!r}"
+def sweep_tags() -> dict:
+    """{run setting: tag} for the settings a condition may sweep (x-sweep in schema.yaml)."""
+    return {k: v["x-sweep"] for k, v in schema()["$defs"]["run_settings"]["properties"].items() if "x-sweep" in v}
 
 
-def _task_or_null(v):
-    if v is None:
-        return None
-    try:
-        canonical_task(v)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-# Every key a run's settings may carry (base `train:`, `tasks:` overrides, conditions).
-TRAIN_SCHEMA = {
-    "model": _str,
-    "lr": _num(0, lo_open=True),
-    "batch_size": _num(1, integer=True),
-    "epochs": _num(1, integer=True),
-    "max_steps": _num(1, integer=True, nullable=True),
-    "warmup_ratio": _num(0, 1, hi_open=True),
-    "weight_decay": _num(0),
-    "prior_wd": _num(0),
-    "max_grad_norm": _num(0, lo_open=True),
-    "adam_eps": _num(0, lo_open=True),
-    "adam_beta1": _num(0, 1, hi_open=True),
-    "adam_beta2": _num(0, 1, hi_open=True),
-    "bias_correction": _bool,
-    "max_seq_length": _num(8, 512, integer=True),
-    "dropout": _num(0, 1, hi_open=True, nullable=True),
-    "reinit_layers": _num(0, 48, integer=True),
-    "reinit_pooler": _bool,
-    "mixout_p": _num(0, 1, hi_open=True),
-    "llrd_eta": _num(0, 1, lo_open=True),
-    "intermediate_task": _task_or_null,
-    "num_evals": _num(1, integer=True),
-    "micro_batch_tokens": _num(0, integer=True),
-    "compact_embeddings": _bool,
-    "cls_only_top_layer": _bool,
-    "eval_batch_tokens": _num(1, integer=True),
-    "attn_implementation": _choice("sdpa", "eager"),
-    "device": _choice("auto", "cpu", "cuda"),
-    "amp": _bool,
-    "save_checkpoint": _bool,
-    "update_log_steps": _num(0, integer=True),
-    "init_seed": _num(0, integer=True, nullable=True),
-    "data_seed": _num(0, integer=True, nullable=True),
-}
 # Condition-only keys.
 CONDITION_META = {"description", "select"}
-# Sweep keys and the short tag that names an expanded member.
-SWEEP_TAGS = {"reinit_layers": "L", "max_steps": "steps", "mixout_p": "p", "prior_wd": "pwd",
-              "weight_decay": "wd", "llrd_eta": "eta", "lr": "lr", "epochs": "ep",
-              "init_seed": "init", "data_seed": "data"}  # fixed seeds: the two-seed grid (Fig. 9/10)
 
-SPLIT_SCHEMA = {
-    "split_seed": _num(0, integer=True),
-    "subset_seed": _num(0, integer=True),
-    "train_size": _num(2, integer=True, nullable=True),
-    "val_source": _choice("dev_half", "train"),
-    "val_size": _num(1, integer=True, nullable=True),
-    "test_size": _num(1, integer=True, nullable=True),
-    "regression_bin_width": _num(0),
-}
 
-TOP_KEYS = {"study", "data", "splits", "train", "tasks", "conditions", "seeds", "grid", "evaluation",
-            "analysis", "intermediate", "datasets"}
+@functools.lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator, validators
+
+    def is_integer(_checker, inst):  # 16.0 is not a batch size
+        return isinstance(inst, int) and not isinstance(inst, bool)
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer)
+    cls = validators.extend(Draft202012Validator, type_checker=checker)
+    return cls(schema())
+
+
+def key_path(parts) -> str:
+    """('grid', 0, 'seeds') -> 'grid[0].seeds'."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "config"
+
+
+_TYPE_WORDS = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false",
+               "object": "a mapping", "array": "a list", "null": "null"}
 
 
 def _unknown(path: str, key, allowed) -> str:
@@ -136,199 +99,320 @@ def _unknown(path: str, key, allowed) -> str:
     return f"{path}.{key}: unknown key{hint}; allowed: {', '.join(sorted(allowed))}"
 
 
-def _check_block(block, schema, path, errors, allow_lists=False, extra=()):
-    if not isinstance(block, dict):
-        errors.append(f"{path}: must be a mapping, got {block!r}")
+def _bound(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _schema_messages(err) -> list[tuple[tuple, str]]:
+    """(key path, message) pairs for one jsonschema error: the key path, the value, what is allowed."""
+    path = tuple(err.absolute_path)
+    where = key_path(path)
+    v, kind, arg, inst = err.validator_value, err.validator, err.validator_value, err.instance
+    allowed = err.schema.get("description")
+    if "propertyNames" in err.schema_path:  # a name (of a dataset, condition, seed set, table)
+        return [(path + (inst,), f"{where}.{inst}: not a valid name; allowed: {allowed}")]
+    if kind == "anyOf":  # a sweepable setting: report the branch the value was meant for
+        branch = 1 if isinstance(inst, list) else 0
+        subs = [e for e in err.context if e.relative_schema_path[0] == branch]
+        out = []
+        for e in subs:
+            out += _schema_messages(e)
+        return out[:1] or [(path, f"{where}: invalid value {inst!r}")]
+    if kind == "additionalProperties":
+        known = list((err.schema.get("properties") or {}))
+        return [(path + (k,), _unknown(where, k, known)) for k in inst if k not in known]
+    if kind == "required":  # a misspelt key is reported once, as the unknown key with its correction
+        extra = [k for k in inst if k not in (err.schema.get("properties") or {})]
+        return [(path + (k,), f"{key_path(path + (k,))}: missing key {k!r} (every key is set explicitly in params.yaml)")
+                for k in arg if k not in inst and not difflib.get_close_matches(str(k), map(str, extra), n=1)]
+    if kind == "propertyNames":
+        name_schema = err.schema["propertyNames"]
+        if "$ref" in name_schema:
+            name_schema = schema()["$defs"][name_schema["$ref"].rsplit("/", 1)[1]]
+        return [(path + (inst,), f"{where}.{inst}: not a valid name; allowed: {name_schema.get('description')}")]
+    if kind == "type" and isinstance(inst, list) and len(path) == 3 and path[0] == "conditions":
+        return [(path, f"{where}: only {', '.join(sorted(sweep_tags()))} may be swept (given a list {inst!r})")]
+    if kind == "type":
+        types = arg if isinstance(arg, list) else [arg]
+        return [(path, f"{where}: must be {' or '.join(_TYPE_WORDS[t] for t in types)}, got {inst!r}")]
+    if kind == "enum":
+        return [(path, f"{where}: {inst!r} is not allowed; allowed: {', '.join(map(str, arg))}")]
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
+        return [(path, f"{where}: must be {op} {_bound(arg)}, got {inst!r}")]
+    if kind == "minItems":
+        return [(path, f"{where}: must list at least {arg} item{'s' if arg > 1 else ''}, got {inst!r}")]
+    if kind == "minProperties":
+        return [(path, f"{where}: must not be empty")]
+    if kind == "uniqueItems":
+        seen, dup = [], []
+        for x in inst:
+            (dup if x in seen and x not in dup else seen).append(x)
+        return [(path, f"{where}: values repeat: {dup}")]
+    if kind in ("pattern", "maxLength", "minLength") and allowed:
+        return [(path, f"{where}: {inst!r} is not allowed; allowed: {allowed}")]
+    if kind == "minLength":
+        return [(path, f"{where}: must not be empty")]
+    return [(path, f"{where}: {err.message}")]
+
+
+def _non_finite(node, path=()) -> list[tuple[tuple, str]]:
+    """(path, message) for every NaN or infinite number anywhere (a schema's bounds let NaN through)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [(path, f"{key_path(path)}: must be a finite number, got {node!r}")]
+    if isinstance(node, dict):
+        return [m for k, v in node.items() for m in _non_finite(v, path + (k,))]
+    if isinstance(node, list):
+        return [m for i, v in enumerate(node) for m in _non_finite(v, path + (i,))]
+    return []
+
+
+def shape_errors(cfg) -> list[tuple[tuple, str]]:
+    """(key path, message) for every shape problem, one per key path: the schema, then finiteness."""
+    if not isinstance(cfg, dict):
+        return [((), f"config: must be a mapping of sections, got {type(cfg).__name__}")]
+    found: dict[tuple, str] = {}
+    for path, msg in _non_finite(cfg):
+        found.setdefault(path, msg)
+    errors = sorted(_validator().iter_errors(cfg), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    for err in errors:
+        for path, msg in _schema_messages(err):
+            if not any(path[:i] in found for i in range(len(path))):  # nothing under a broken parent
+                found.setdefault(path, msg)
+    return list(found.items())
+
+
+# ---- what a schema cannot say ---------------------------------------------------------------
+# Each check reads some sections; it runs only when every one of them passed its shape, so one mistake
+# gives one message.
+
+_CHECKS: list = []
+
+
+def _check(*sections):
+    def register(fn):
+        _CHECKS.append((sections, fn))
+        return fn
+    return register
+
+
+def _glue_or_error(name) -> str | None:
+    try:
+        canonical_task(name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _datasets(cfg) -> dict:
+    return cfg["datasets"]
+
+
+@_check("study", "datasets")
+def _check_study_tasks(cfg):
+    ds = _datasets(cfg)
+    for i, t in enumerate(cfg["study"]["tasks"]):
+        if t not in ds and _glue_or_error(t):
+            yield f"study.tasks[{i}]: {_glue_or_error(t)} (or a name defined under datasets:)"
+
+
+@_check("datasets")
+def _check_datasets(cfg):
+    glue_names = set(TASKS) | set(ALIASES)
+    for name, d in _datasets(cfg).items():
+        if name.lower() in glue_names:
+            yield (f"datasets.{name}: shadows the GLUE task {canonical_task(name)!r}; name the variant "
+                   f"differently (e.g. {name}_1k)")
+        elif _glue_or_error(d["task"]):
+            yield f"datasets.{name}.task: {_glue_or_error(d['task'])}"
+
+
+@_check("tasks", "datasets")
+def _check_task_overrides(cfg):
+    for t in cfg["tasks"]:
+        if t not in _datasets(cfg) and _glue_or_error(t):
+            yield f"tasks.{t}: {_glue_or_error(t)} (or a name defined under datasets:)"
+
+
+@_check("splits", "evaluation", "analysis")
+def _check_per_task_keys(cfg):
+    for path, mapping in (("splits.tasks", cfg["splits"]["tasks"]),
+                          ("evaluation.selection_metric", cfg["evaluation"]["selection_metric"]),
+                          ("evaluation.report_metric", cfg["evaluation"]["report_metric"]),
+                          ("analysis.degenerate.rules", cfg["analysis"]["degenerate"]["rules"])):
+        for t, value in mapping.items():
+            if _glue_or_error(t):
+                yield f"{path}.{t}: {_glue_or_error(t)}"
+            elif path.startswith("evaluation") and value not in TASKS[canonical_task(t)].metrics:
+                yield (f"{path}.{t}: {value!r} is not computed for {canonical_task(t)}; allowed: "
+                       f"{', '.join(TASKS[canonical_task(t)].metrics)}")
+
+
+@_check("data")
+def _check_data(cfg):
+    glue_dir = cfg["data"]["glue_dir"]
+    if glue_dir is not None and not Path(glue_dir).is_dir():
+        yield f"data.glue_dir: {glue_dir!r} is not an existing folder (null: $GLUE_DIR, else the Hub)"
+
+
+@_check("conditions")
+def _check_conditions(cfg):
+    conds = cfg["conditions"]
+    families = {n for n, over in conds.items() if any(isinstance(v, list) for v in (over or {}).values())}
+    expanded = expand_conditions(conds)
+    for name, over in conds.items():
+        sel = (over or {}).get("select")
+        if sel is None:
+            continue
+        if sel not in conds:
+            yield f"conditions.{name}.select: {sel!r} is not a condition; allowed (sweeps): {', '.join(sorted(families))}"
+        elif sel not in families:
+            yield (f"conditions.{name}.select: {sel!r} sweeps nothing (no list value), so there is nothing to "
+                   f"select; allowed (sweeps): {', '.join(sorted(families)) or 'none defined'}")
+        elif name in families:
+            yield f"conditions.{name}: a condition that selects from {sel!r} cannot sweep itself"
+    clash = sorted(set(conds) & {m for m, over in expanded.items() if "family" in over})
+    for m in clash:
+        yield f"conditions.{m}: the name of a sweep member ({expanded[m]['family']}); rename it"
+
+
+@_check("grid", "study", "conditions", "seeds", "datasets")
+def _check_grid(cfg):
+    tasks = cfg["study"]["tasks"]
+    known = _known_conditions(cfg)
+    families = sweep_families(cfg["conditions"])
+    expanded = _expanded_cached(cfg)
+    for i, block in enumerate(cfg["grid"]):
+        for j, t in enumerate(block["tasks"]):
+            if t not in tasks:
+                yield f"grid[{i}].tasks[{j}]: {t!r} is not in study.tasks; allowed: {', '.join(tasks)}"
+        for j, c in enumerate(block["conditions"]):
+            if c not in known:
+                yield f"grid[{i}].conditions[{j}]: unknown condition {c!r}; allowed: {', '.join(sorted(known))}"
+        if block["seeds"] not in cfg["seeds"]:
+            yield f"grid[{i}].seeds: {block['seeds']!r} is not a seed set; allowed: {', '.join(cfg['seeds'])}"
+    if any(True for _ in _grid_problems_so_far(cfg, known)):
         return
-    for key, value in block.items():
-        if key in extra:
+    # a selected condition needs its sweep's runs on the same dataset
+    ran = {(t, c) for t, c, _s in run_grid(cfg)}
+    for t, c in sorted(ran):
+        sel = expanded[c].get("select")
+        if sel and not any((t, m) in ran for m in families.get(sel, [])):
+            yield (f"grid: {c!r} on {t!r} selects from {sel!r}, but no grid block runs {sel!r} on {t!r}; add "
+                   f"{{tasks: [{t}], conditions: [{sel}], seeds: <a selection seed set>}}")
+
+
+def _grid_problems_so_far(cfg, known):
+    for block in cfg["grid"]:
+        if (any(t not in cfg["study"]["tasks"] for t in block["tasks"]) or block["seeds"] not in cfg["seeds"]
+                or any(c not in known for c in block["conditions"])):
+            yield block
+
+
+def _known_conditions(cfg) -> set:
+    return set(_expanded_cached(cfg)) | set(sweep_families(cfg["conditions"]))
+
+
+@_check("analysis", "conditions", "seeds", "grid")
+def _check_analysis(cfg):
+    a = cfg["analysis"]
+    known = _known_conditions(cfg)
+    for i, comp in enumerate(a["comparisons"]):
+        for side in ("baseline", "treatment"):
+            if comp[side] not in known:
+                yield (f"analysis.comparisons[{i}].{side}: unknown condition {comp[side]!r}; "
+                       f"allowed: {', '.join(sorted(known))}")
+    for tname, table in a["tables"].items():
+        for col, cond in table["columns"].items():
+            if cond not in known:
+                yield (f"analysis.tables.{tname}.columns.{col}: unknown condition {cond!r}; "
+                       f"allowed: {', '.join(sorted(known))}")
+    for key in ("selection_seeds", "report_seeds"):
+        for i, name in enumerate(a[key]):
+            if name not in cfg["seeds"]:
+                yield f"analysis.{key}[{i}]: {name!r} is not a seed set; allowed: {', '.join(cfg['seeds'])}"
+    if a["disjoint_selection"] and not any(n not in cfg["seeds"] for n in a["selection_seeds"] + a["report_seeds"]):
+        for s_name in a["selection_seeds"]:
+            hits = {r: sorted(set(cfg["seeds"][s_name]) & set(cfg["seeds"][r])) for r in a["report_seeds"]}
+            hits = {r: both for r, both in hits.items() if both}
+            if hits:
+                yield (f"seeds.{s_name}: selection seeds {sorted(set().union(*hits.values()))} are also report "
+                       f"seeds ({', '.join(f'seeds.{r}' for r in hits)}), and analysis.disjoint_selection is true")
+
+
+@_check("study", "datasets", "splits")
+def _check_sizes(cfg):
+    too_big: dict = {}
+    for t in cfg["study"]["tasks"]:
+        if t not in _datasets(cfg) and _glue_or_error(t):
             continue
-        if key not in schema:
-            errors.append(_unknown(path, key, list(schema) + list(extra)))
-            continue
-        values = value if (allow_lists and isinstance(value, list)) else [value]
-        if allow_lists and isinstance(value, list):
-            if key not in SWEEP_TAGS:
-                errors.append(f"{path}.{key}: only {sorted(SWEEP_TAGS)} may be swept (given a list)")
-                continue
-            if not value:
-                errors.append(f"{path}.{key}: a sweep needs at least one value")
-            if len(set(map(repr, value))) != len(value):
-                errors.append(f"{path}.{key}: sweep values repeat: {value}")
-        for v in values:
-            msg = schema[key](v)
-            if msg:
-                errors.append(f"{path}.{key}: {msg}")
+        ds = dataset_name(cfg, t)
+        ct = glue_task_of(cfg, ds)
+        sp = split_settings(cfg, ds)
+        n = sp["train_size"]
+        need = (n or 0) + ((sp["val_size"] or 0) if sp["val_source"] == "train" else 0)
+        if n is not None and need > TRAIN_ROWS[ct]:
+            where = f"datasets.{ds}.splits" if ds in _datasets(cfg) else "splits"
+            too_big.setdefault((where, n, need - n), []).append(f"{ct} ({TRAIN_ROWS[ct]} rows)")
+    for (where, n, val), sets in too_big.items():
+        yield f"{where}.train_size: {n} (+ validation {val}) is larger than the training set of {', '.join(sets)}"
+
+
+@_check(*[s for s in schema()["required"]])
+def _check_runs(cfg):
+    """Each distinct run setting of the grid: steps, the intermediate task, and the model's own limits
+    read from its config.json where it is available locally (else the job checks at its start)."""
+    seen_models = set()
+    for t, cond, seed in _distinct_runs(cfg):
+        s = resolve_settings(cfg, t, cond, seed)
+        where = f"conditions.{cond} on {t}"
+        if s["max_steps"] is None and s["epochs"] is None:
+            yield f"{where}: needs epochs or max_steps"
+        if s["intermediate_task"] is not None and _glue_or_error(s["intermediate_task"]):
+            yield f"{where}: intermediate_task: {_glue_or_error(s['intermediate_task'])}"
+        key = (s["model"], s["reinit_layers"], s["reinit_pooler"], s["llrd_eta"], s["max_seq_length"])
+        if key not in seen_models:
+            seen_models.add(key)
+            for msg in _model_problems(s):
+                yield f"{where}: {msg}"
+
+
+def _distinct_runs(cfg):
+    """One (dataset, condition, seed) per dataset and condition: a run's seed changes no setting checked."""
+    seen = set()
+    for t, c, s in run_grid(cfg):
+        if (t, c) not in seen:
+            seen.add((t, c))
+            yield t, c, s
+
+
+def _model_problems(s: dict) -> list[str]:
+    try:
+        from .architecture import local_model_config, model_problems
+    except ImportError:  # pragma: no cover - the engine's architecture module is part of the package
+        return []
+    mc = local_model_config(s["model"])
+    if mc is None:
+        return []
+    return model_problems(mc, model=s["model"], reinit_layers=s["reinit_layers"], reinit_pooler=s["reinit_pooler"],
+                          llrd_eta=s["llrd_eta"], max_seq_length=s["max_seq_length"])
 
 
 def validate(cfg: dict) -> list[str]:
-    """Every problem in a merged configuration, each naming its key path and the allowed values."""
-    errors: list[str] = []
-    for key in cfg:
-        if key not in TOP_KEYS:
-            errors.append(_unknown("config", key, TOP_KEYS))
-    for key in ("study", "data", "splits", "train", "conditions", "seeds", "grid", "evaluation", "analysis"):
-        if key not in cfg:
-            errors.append(f"{key}: missing section")
-    if errors:
-        return errors
-    study = cfg["study"]
-    for key in study:
-        if key not in ("name", "tasks", "finetune_threads"):
-            errors.append(_unknown("study", key, ["name", "tasks", "finetune_threads"]))
-    msg = _num(1, 256, integer=True)(study.get("finetune_threads", 1))
-    if msg:
-        errors.append(f"study.finetune_threads: {msg}")
-    if not isinstance(study.get("name"), str) or not study["name"].replace("-", "").replace("_", "").isalnum():
-        errors.append(f"study.name: must be a short name of letters, digits, '-' or '_', got {study.get('name')!r}")
-    tasks = study.get("tasks") or []
-    if not tasks:
-        errors.append("study.tasks: must list at least one task; allowed: " + ", ".join(TASKS))
-    datasets = cfg.get("datasets") or {}
-    for name, d in datasets.items():
-        if not isinstance(d, dict) or "task" not in d:
-            errors.append(f"datasets.{name}: must give the GLUE task it is made from (task: ...)")
+    """Every problem in a merged configuration, once each, each naming its key path, the value and
+    what is allowed: the shape (schema.yaml), then what a schema cannot say, per section that passed."""
+    shape = shape_errors(cfg)
+    if shape and not isinstance(cfg, dict):
+        return [m for _, m in shape]
+    broken = {p[0] if p else None for p, _ in shape}
+    errors = [m for _, m in shape]
+    for sections, fn in _CHECKS:
+        if broken & set(sections) or None in broken:
             continue
-        if _task_or_null(d["task"]):
-            errors.append(f"datasets.{name}.task: {_task_or_null(d['task'])}")
-        for key in d:
-            if key not in ("task", "splits"):
-                errors.append(_unknown(f"datasets.{name}", key, ["task", "splits"]))
-        _check_block(d.get("splits") or {}, SPLIT_SCHEMA, f"datasets.{name}.splits", errors)
-    for i, t in enumerate(tasks):
-        if t in datasets:
-            continue
-        try:
-            canonical_task(t)
-        except ValueError as exc:
-            errors.append(f"study.tasks[{i}]: {exc} (or a name defined under datasets:)")
-    _check_block(cfg["splits"], {**SPLIT_SCHEMA, "tasks": lambda v: None}, "splits", errors)
-    for t, over in (cfg["splits"].get("tasks") or {}).items():
-        _check_block(over, SPLIT_SCHEMA, f"splits.tasks.{t}", errors)
-    missing = [k for k in TRAIN_SCHEMA if k not in cfg["train"]]
-    if missing:
-        errors.append(f"train: every key must be set explicitly; missing: {', '.join(missing)}")
-    _check_block(cfg["train"], TRAIN_SCHEMA, "train", errors)
-    for t, over in (cfg.get("tasks") or {}).items():
-        if t not in datasets and _task_or_null(t):
-            errors.append(f"tasks.{t}: {_task_or_null(t)}")
-        _check_block(over, TRAIN_SCHEMA, f"tasks.{t}", errors)
-    conds = cfg["conditions"] or {}
-    for name, over in conds.items():
-        if not isinstance(name, str) or not name.replace("_", "").isalnum():
-            errors.append(f"conditions.{name}: names are letters, digits and '_'")
-        _check_block(over or {}, TRAIN_SCHEMA, f"conditions.{name}", errors, allow_lists=True,
-                     extra=CONDITION_META)
-        sel = (over or {}).get("select")
-        if sel is not None and sel not in conds:
-            errors.append(f"conditions.{name}.select: {sel!r} is not a condition; allowed: {', '.join(conds)}")
-    seeds = cfg["seeds"]
-    if not isinstance(seeds, dict) or not seeds:
-        errors.append("seeds: must map seed-set names to lists of seeds")
-        seeds = {}
-    for name, lst in seeds.items():
-        if not isinstance(lst, list) or not lst:
-            errors.append(f"seeds.{name}: must be a non-empty list of seeds")
-            continue
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in lst):
-            errors.append(f"seeds.{name}: seeds must be non-negative integers, got {lst}")
-        dup = sorted({s for s in lst if lst.count(s) > 1})
-        if dup:
-            errors.append(f"seeds.{name}: duplicate seeds {dup}")
-    conditions_ok = not any(e.startswith("conditions") for e in errors)
-    expanded = expand_conditions(conds) if conditions_ok else {}
-    families = sweep_families(conds) if conditions_ok else {}
-    grid = cfg["grid"]
-    if not isinstance(grid, list) or not grid:
-        errors.append("grid: must be a non-empty list of {tasks, conditions, seeds} blocks")
-        grid = []
-    for i, block in enumerate(grid):
-        path = f"grid[{i}]"
-        if not isinstance(block, dict):
-            errors.append(f"{path}: must be a mapping")
-            continue
-        for key in block:
-            if key not in ("tasks", "conditions", "seeds"):
-                errors.append(_unknown(path, key, ["tasks", "conditions", "seeds"]))
-        for t in block.get("tasks") or []:
-            if t not in tasks:
-                errors.append(f"{path}.tasks: {t!r} is not in study.tasks {tasks}")
-        for c in block.get("conditions") or []:
-            if c not in expanded and c not in families:
-                errors.append(f"{path}.conditions: unknown condition {c!r}; allowed: "
-                              f"{', '.join(sorted(set(expanded) | set(families)))}")
-        if block.get("seeds") not in seeds:
-            errors.append(f"{path}.seeds: {block.get('seeds')!r} is not a seed set; allowed: {', '.join(seeds)}")
-    inter = cfg.get("intermediate") or {}
-    for key in inter:
-        if key != "train":
-            errors.append(_unknown("intermediate", key, ["train"]))
-    _check_block(inter.get("train") or {}, TRAIN_SCHEMA, "intermediate.train", errors)
-    ev = cfg["evaluation"]
-    for t, m in (ev.get("selection_metric") or {}).items():
-        if t in TASKS and m not in TASKS[t].metrics:
-            errors.append(f"evaluation.selection_metric.{t}: {m!r} not computed for {t}; allowed: "
-                          f"{list(TASKS[t].metrics)}")
-    # train_size against the data, per task
-    for t in tasks:
-        try:
-            ct = glue_task_of(cfg, t)
-        except (ValueError, KeyError, TypeError):
-            continue
-        sp = split_settings(cfg, dataset_name(cfg, t))
-        n = sp.get("train_size")
-        need = (n or 0) + (sp.get("val_size") or 0 if sp.get("val_source") == "train" else 0)
-        if n is not None and need > TRAIN_ROWS[ct]:
-            errors.append(f"splits.train_size: {n} (+ validation {need - n}) is larger than {ct}'s "
-                          f"training set ({TRAIN_ROWS[ct]} rows)")
-    if not errors:
-        errors += _check_grid_runs(cfg)
-        errors += _check_analysis(cfg, expanded, families)
-    return errors
-
-
-def _check_grid_runs(cfg) -> list[str]:
-    errors = []
-    for t, cond, _seed in run_grid(cfg):
-        s = resolve_settings(cfg, t, cond, 0)
-        if s["max_steps"] is None and s["epochs"] is None:
-            errors.append(f"conditions.{cond}: needs epochs or max_steps")
-    sel = set(cfg["analysis"].get("selection_seeds") or [])
-    report = set(cfg["analysis"].get("report_seeds") or [])
-    if sel and report and cfg["analysis"].get("disjoint_selection", True):
-        for s_name in sel:
-            for r_name in report:
-                both = sorted(set(cfg["seeds"].get(s_name, [])) & set(cfg["seeds"].get(r_name, [])))
-                if both:
-                    errors.append(f"seeds.{s_name} and seeds.{r_name}: selection seeds overlap report seeds "
-                                  f"{both} (analysis.disjoint_selection is true)")
-    return errors
-
-
-def _nonneg_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-
-
-def _check_analysis(cfg, expanded, families) -> list[str]:
-    errors = []
-    known = set(expanded) | set(families)
-    for i, comp in enumerate(cfg["analysis"].get("comparisons") or []):
-        for side in ("baseline", "treatment"):
-            if comp.get(side) not in known:
-                errors.append(f"analysis.comparisons[{i}].{side}: unknown condition {comp.get(side)!r}; "
-                              f"allowed: {', '.join(sorted(known))}")
-        if comp.get("expect") not in (None, "better", "no_gain"):
-            errors.append(f"analysis.comparisons[{i}].expect: {comp['expect']!r}; allowed: better, no_gain")
-        if "margin" in comp and not _nonneg_number(comp["margin"]):
-            errors.append(f"analysis.comparisons[{i}].margin: {comp['margin']!r}; allowed: a number >= 0")
-    margin = cfg["analysis"].get("equivalence_margin")
-    if margin is not None and not _nonneg_number(margin):
-        errors.append(f"analysis.equivalence_margin: {margin!r}; allowed: a number >= 0 (metric units, 0-1 scale)")
-    for tname, table in (cfg["analysis"].get("tables") or {}).items():
-        for col, cond in (table.get("columns") or {}).items():
-            if cond not in known:
-                errors.append(f"analysis.tables.{tname}.columns.{col}: unknown condition {cond!r}; "
-                              f"allowed: {', '.join(sorted(known))}")
+        found = list(fn(cfg))
+        errors += found
+        if found:
+            broken |= set(sections) if fn is not _check_runs else set()
     return errors
 
 
@@ -342,20 +426,103 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_config(paths, check: bool = True) -> dict:
+def read_overlay(path) -> dict:
+    """One configuration file as a mapping of sections; any problem names the file (and line)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"])
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{where}: not valid YAML: {problem}"])
+    if data is None:
+        raise ConfigError([f"{path}: empty file; a configuration is a mapping of sections "
+                           f"({', '.join(schema()['required'])})"])
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: must be a mapping of sections ({', '.join(schema()['required'][:4])}, ...), "
+                           f"got a {type(data).__name__}"])
+    return data
+
+
+def _record_origins(origins: dict, node, file: str, path=()) -> None:
+    """origins[key path] = files that set it, in order; a replaced value forgets what it replaced."""
+    here = key_path(path)
+    if isinstance(node, dict):
+        origins.setdefault(here, []).append(file)
+        for k, v in node.items():
+            _record_origins(origins, v, file, path + (k,))
+        return
+    for old in [k for k in origins if k.startswith(here + ".") or k.startswith(here + "[")]:
+        del origins[old]
+    origins[here] = [file]
+    if isinstance(node, list):
+        for i, v in enumerate(node):
+            _record_origins(origins, v, file, path + (i,))
+
+
+def _blame(origins: dict, message: str) -> str | None:
+    """The file a message's key path came from: the file that set it, else the first that set its
+    nearest parent (where a key is missing, the base file)."""
+    path = message.split(": ", 1)[0].split(" ", 1)[0]
+    if path in origins:
+        return origins[path][-1]
+    while path:
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+        if path in origins:
+            return origins[path][0]
+    return None
+
+
+def merge_files(paths) -> tuple[dict, dict]:
+    """params.yaml and overlays merged (Snakemake's semantics), and where each key path came from."""
     cfg: dict = {}
+    origins: dict = {}
+    problems = []
     for p in paths:
-        text = Path(p).read_text()
         try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"{p}: not valid YAML: {exc}"])
+            data = read_overlay(p)
+        except ConfigError as exc:
+            problems += exc.errors
+            continue
         cfg = deep_merge(cfg, data)
+        _record_origins(origins, data, str(p))
+    if problems:
+        raise ConfigError(problems)
+    return cfg, origins
+
+
+def with_files(errors: list[str], origins: dict) -> list[str]:
+    """Each message prefixed with the file its key came from."""
+    out = []
+    for e in errors:
+        f = _blame(origins, e)
+        out.append(f"{f}: {e}" if f else e)
+    return out
+
+
+def load_config(paths, check: bool = True) -> dict:
+    """params.yaml [overlays] merged and validated; a ConfigError lists every problem, each naming its file."""
+    cfg, origins = merge_files(paths)
     if check:
         errors = validate(cfg)
         if errors:
-            raise ConfigError(errors)
+            raise ConfigError(with_files(errors, origins))
     return cfg
+
+
+def workflow_errors(config: dict, configfiles) -> list[str]:
+    """For the Snakefile: the problems of Snakemake's merged `config`, each named by the configuration
+    file its key came from (`configfiles`: params.yaml and every --configfile, in order)."""
+    try:
+        _, origins = merge_files(configfiles)
+    except ConfigError as exc:
+        return exc.errors
+    return with_files(validate(config), origins)
 
 
 def cmd_validate(a):
@@ -373,8 +540,8 @@ def study_root(cfg: dict) -> str:
 
 
 def _member_name(name: str, combo: dict) -> str:
-    return name + "".join(f"-{SWEEP_TAGS[k]}{v:g}" if isinstance(v, float) else f"-{SWEEP_TAGS[k]}{v}"
-                          for k, v in combo.items())
+    tags = sweep_tags()
+    return name + "".join(f"-{tags[k]}{v:g}" if isinstance(v, float) else f"-{tags[k]}{v}" for k, v in combo.items())
 
 
 def expand_conditions(conditions: dict) -> dict:
@@ -434,12 +601,12 @@ def run_grid(cfg: dict) -> list[tuple[str, str, int]]:
 
 def dataset_name(cfg: dict, name: str) -> str:
     """A study's dataset: a GLUE task (canonical spelling) or a name under `datasets:` (e.g. rte_1k)."""
-    return name if name in (cfg.get("datasets") or {}) else canonical_task(name)
+    return name if name in cfg["datasets"] else canonical_task(name)
 
 
 def glue_task_of(cfg: dict, name: str) -> str:
     """The GLUE task a dataset is made from."""
-    d = (cfg.get("datasets") or {}).get(name)
+    d = cfg["datasets"].get(name)
     return canonical_task(d["task"] if d else name)
 
 
@@ -447,8 +614,8 @@ def split_settings(cfg: dict, dataset: str) -> dict:
     """base splits <- splits.tasks[GLUE task] <- datasets[dataset].splits."""
     base = {k: v for k, v in cfg["splits"].items() if k != "tasks"}
     glue = glue_task_of(cfg, dataset)
-    over = (cfg["splits"].get("tasks") or {}).get(glue) or {}
-    ds = ((cfg.get("datasets") or {}).get(dataset) or {}).get("splits") or {}
+    over = cfg["splits"]["tasks"].get(glue) or {}
+    ds = (cfg["datasets"].get(dataset) or {}).get("splits") or {}
     return {**base, **over, **ds}
 
 
@@ -461,18 +628,16 @@ def resolve_settings(cfg: dict, task: str, condition: str, seed: int) -> dict:
     if condition not in conds:
         raise ConfigError([f"condition {condition!r} is not defined; allowed: {', '.join(sorted(conds))}"])
     s = dict(cfg["train"])
-    s.update((cfg.get("tasks") or {}).get(task) or {})
+    s.update(cfg["tasks"].get(task) or {})
     if dataset != task:
-        s.update((cfg.get("tasks") or {}).get(dataset) or {})
+        s.update(cfg["tasks"].get(dataset) or {})
     over = {k: v for k, v in conds[condition].items() if k not in CONDITION_META and k != "family"}
     s.update(over)
     s["select"] = conds[condition].get("select")  # chosen on validation at run time (select stage)
-    ev = cfg["evaluation"]
     s["task"], s["glue_task"], s["condition"], s["seed"] = dataset, task, condition, int(seed)
-    s["init_seed"] = int(seed) if s.get("init_seed") is None else s["init_seed"]
-    s["data_seed"] = int(seed) if s.get("data_seed") is None else s["data_seed"]
-    s["selection_metric"] = (ev.get("selection_metric") or {}).get(task, TASKS[task].selection_metric)
-    s["report_metric"] = (ev.get("report_metric") or {}).get(task, TASKS[task].report_metric)
+    s["init_seed"] = int(seed) if s["init_seed"] is None else s["init_seed"]
+    s["data_seed"] = int(seed) if s["data_seed"] is None else s["data_seed"]
+    s["selection_metric"], s["report_metric"] = task_metrics(cfg, task)
     return s
 
 
@@ -481,13 +646,20 @@ def intermediate_settings(cfg: dict, task: str, seed: int) -> dict:
     base <- tasks[task] <- intermediate.train; its checkpoint is saved."""
     task = canonical_task(task)
     s = dict(cfg["train"])
-    s.update((cfg.get("tasks") or {}).get(task) or {})
-    s.update((cfg.get("intermediate") or {}).get("train") or {})
+    s.update(cfg["tasks"].get(task) or {})
+    s.update(cfg["intermediate"]["train"])
     s.update(task=task, glue_task=task, condition="intermediate", seed=int(seed), select=None, intermediate_task=None,
              save_checkpoint=True, init_seed=int(seed), data_seed=int(seed))
-    s["selection_metric"] = (cfg["evaluation"].get("selection_metric") or {}).get(task, TASKS[task].selection_metric)
-    s["report_metric"] = (cfg["evaluation"].get("report_metric") or {}).get(task, TASKS[task].report_metric)
+    s["selection_metric"], s["report_metric"] = task_metrics(cfg, task)
     return s
+
+
+def task_metrics(cfg: dict, task: str) -> tuple[str, str]:
+    """(selection metric, report metric) of a GLUE task: evaluation's per-task choice, else the paper's
+    (the official code's selection metric and the paper's reported metric, pipeline/tasks.py)."""
+    ev = cfg["evaluation"]
+    return (ev["selection_metric"].get(task, TASKS[task].selection_metric),
+            ev["report_metric"].get(task, TASKS[task].report_metric))
 
 
 def canonical(obj) -> str:
