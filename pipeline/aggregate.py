@@ -34,6 +34,8 @@ def run_row(rec: dict) -> dict:
            "pred_std_last": _num(rec["spread_last"]["pred_std"]),
            "pred_major_share_last": _num(rec["spread_last"]["pred_major_share"]),
            "total_steps": rec["total_steps"], "best_step": rec["best_step"],
+           # the engine stopped the run at a non-finite training loss (records before it: absent = false)
+           "diverged": bool(rec.get("diverged", False)),
            "n_train": rec["n_train"], "n_val": rec["n_val"], "n_test": rec["n_test"],
            "wall_s": rec["timing"]["wall_s"], "train_examples_per_s": rec["timing"]["train_examples_per_s"]}
     for split in ("val_best", "test_best", "test_last"):

@@ -11,7 +11,9 @@ Honesty rules, in code:
 Degenerate runs: stats.is_degenerate on the best-checkpoint columns (test_best, majority_test,
 pred_major_share_best, pred_std_best, label_std_test) with analysis.degenerate's thresholds; a rule
 under analysis.degenerate.rules applies to the dataset of exactly that name (the paper's RTE rule
-"test accuracy below 55%" is meant for the full-RTE numbers it stands beside).
+"test accuracy below 55%" is meant for the full-RTE numbers it stands beside). A run the engine
+marked diverged (runs.csv `diverged`: non-finite training loss) is degenerate with reason "diverged",
+counted beside the NaN, below-baseline and collapsed runs, never dropped.
 
 Claims (tables/claims.*): one row per configured comparison plus the degenerate/variance claim (RQ 2)
 derived from the RQ 1 comparison. The verdict rule (documented in `CLAIM_RULE`) is applied per task
@@ -61,7 +63,7 @@ def load_reported(path=None) -> dict:
 
 
 def acfg(cfg: dict) -> dict:
-    return cfg.get("analysis") or {}
+    return cfg["analysis"]
 
 
 def seed_union(cfg: dict, names) -> set | None:
@@ -70,21 +72,20 @@ def seed_union(cfg: dict, names) -> set | None:
         return None
     out: set = set()
     for n in names:
-        out |= {int(s) for s in (cfg.get("seeds") or {}).get(n, [])}
+        out |= {int(s) for s in cfg["seeds"][n]}
     return out
 
 
 def report_runs(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """The runs that enter tables and claims: those on a report seed set."""
-    seeds = seed_union(cfg, acfg(cfg).get("report_seeds"))
+    seeds = seed_union(cfg, acfg(cfg)["report_seeds"])
     if seeds is None:
         return runs
     return runs[runs["seed"].astype(int).isin(seeds)].copy()
 
 
 def degenerate_rule(cfg: dict, task: str) -> dict | None:
-    rules = (acfg(cfg).get("degenerate") or {}).get("rules") or {}
-    return rules.get(task)
+    return acfg(cfg)["degenerate"]["rules"].get(task)  # a rule per dataset, where one is configured
 
 
 def comparison_expect(comp: dict) -> str:
@@ -92,26 +93,27 @@ def comparison_expect(comp: dict) -> str:
 
     From the comparison's `expect` key; without it, a claim whose text says the method "adds little"
     (or "no gain/effect/difference") is a no_gain claim, every other claim a better claim."""
-    if comp.get("expect"):
+    if comp.get("expect"):  # optional per comparison
         if comp["expect"] not in ("better", "no_gain"):
             raise ValueError(
-                f"analysis.comparisons.{comp.get('name')}.expect: must be better or no_gain, "
+                f"analysis.comparisons.{comp['name']}.expect: must be better or no_gain, "
                 f"got {comp['expect']!r}"
             )
         return comp["expect"]
-    text = str(comp.get("claim", "")).lower()
+    text = str(comp["claim"]).lower()
     return "no_gain" if re.search(r"adds? (little|nothing)|no (gain|effect|difference)", text) else "better"
 
 
-def comparison_margin(cfg: dict, comp: dict) -> float | None:
-    m = comp.get("margin", acfg(cfg).get("equivalence_margin"))
-    return None if m is None else float(m)
+def comparison_margin(cfg: dict, comp: dict) -> float:
+    """The comparison's own `margin` (optional per comparison), else analysis.equivalence_margin."""
+    m = comp.get("margin")
+    return float(acfg(cfg)["equivalence_margin"] if m is None else m)
 
 
 def paper_key(cfg: dict, task: str) -> tuple[str, str]:
     """('full' | 'train_1k', GLUE task) of the paper's rows a dataset stands beside."""
     glue = glue_task_of(cfg, task)
-    n = split_settings(cfg, task).get("train_size")
+    n = split_settings(cfg, task)["train_size"]
     return ("train_1k" if (task != glue or TASKS[glue].large) and n == 1000 else "full"), glue
 
 
@@ -142,24 +144,24 @@ def protocol_deviations(cfg: dict, task: str, reported: dict, runs: pd.DataFrame
     sp = split_settings(cfg, task)
     kind, glue = paper_key(cfg, task)
     want = 1000 if kind == "train_1k" else None
-    if TASKS[glue].large and sp.get("train_size") != 1000:
+    if TASKS[glue].large and sp["train_size"] != 1000:
         out.append(
-            f"training set {sp.get('train_size') or 'full'} examples (the paper uses {glue} only as a "
+            f"training set {sp['train_size'] or 'full'} examples (the paper uses {glue} only as a "
             f"1,000-example subset)"
         )
-    elif sp.get("train_size") != want:
+    elif sp["train_size"] != want:
         paper_n = "1,000" if want else f"the full {TRAIN_ROWS[glue]:,}"
-        out.append(f"training set {sp.get('train_size') or 'full'} examples (paper: {paper_n})")
-    if sp.get("val_size") is not None or sp.get("test_size") is not None:
+        out.append(f"training set {sp['train_size'] or 'full'} examples (paper: {paper_n})")
+    if sp["val_size"] is not None or sp["test_size"] is not None:
         out.append(
-            f"validation/test halves capped at {sp.get('val_size')}/{sp.get('test_size')} examples "
+            f"validation/test halves capped at {sp['val_size']}/{sp['test_size']} examples "
             f"(paper: whole halves)"
         )
     for key in ("lr", "batch_size", "max_seq_length"):
-        if proto.get(key) is not None and s.get(key) != proto[key]:
-            out.append(f"{key} {s.get(key)} (paper: {proto[key]})")
-    if s.get("max_steps") is None and s.get("epochs") != proto.get("epochs"):
-        out.append(f"{s.get('epochs')} epochs for Standard (paper: {proto.get('epochs')})")
+        if proto.get(key) is not None and s[key] != proto[key]:
+            out.append(f"{key} {s[key]} (paper: {proto[key]})")
+    if s["max_steps"] is None and s["epochs"] != proto.get("epochs"):
+        out.append(f"{s['epochs']} epochs for Standard (paper: {proto.get('epochs')})")
     if runs is not None and len(runs) and "total_steps" in runs.columns:
         steps = runs[(runs["task"] == task) & (runs["condition"] == cond)]["total_steps"]
         paper_steps = (reported.get("splits") or {}).get("steps_3_epochs_batch32") or {}
@@ -172,13 +174,25 @@ def protocol_deviations(cfg: dict, task: str, reported: dict, runs: pd.DataFrame
 # ---- degenerate flags and summaries -------------------------------------------------------------
 
 
-def _deg(cfg, task, metric, value, majority, share, pred_std, label_std) -> tuple[bool, str]:
-    d = acfg(cfg).get("degenerate") or {}
+def is_diverged(value) -> bool:
+    """runs.csv's `diverged` column: the engine stopped the run when its training loss became
+    non-finite. Runs of older records have no such column (or an empty cell): not diverged."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value)
+
+
+def _deg(cfg, task, metric, value, majority, share, pred_std, label_std, diverged=False) -> tuple[bool, str]:
+    d = acfg(cfg)["degenerate"]
     kw = dict(
-        collapse_share=d.get("collapse_share", 0.95),
-        collapse_std_ratio=d.get("collapse_std_ratio", 0.05),
+        collapse_share=d["collapse_share"],
+        collapse_std_ratio=d["collapse_std_ratio"],
         rule=degenerate_rule(cfg, task),
     )
+    if diverged:  # a result of the study (e.g. BERTAdam blowing up), never dropped: counted as degenerate
+        return True, "diverged"
     if value is None or not np.isfinite(value):
         return True, "nan"
     perf = stats.is_degenerate(metric, value, majority, NAN, NAN, NAN, **kw)
@@ -195,10 +209,16 @@ def _deg(cfg, task, metric, value, majority, share, pred_std, label_std) -> tupl
 
 def flag_runs(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """runs.csv plus degenerate flags (best checkpoint, and last checkpoint for reference) and the seed
-    role (report / selection / other)."""
+    role (report / selection / other). A diverged run is degenerate at both checkpoints (reason
+    "diverged"); `diverged` is False for runs.csv files written before the engine recorded it."""
     out = runs.copy()
-    rep = seed_union(cfg, acfg(cfg).get("report_seeds"))
-    sel = seed_union(cfg, acfg(cfg).get("selection_seeds")) or set()
+    out["diverged"] = pd.Series(
+        [is_diverged(v) for v in (out["diverged"] if "diverged" in out.columns else [False] * len(out))],
+        index=out.index,
+        dtype=bool,
+    )
+    rep = seed_union(cfg, acfg(cfg)["report_seeds"])
+    sel = seed_union(cfg, acfg(cfg)["selection_seeds"]) or set()
     flags, reasons, flags_last = [], [], []
     for _, r in out.iterrows():
         f, why = _deg(
@@ -210,6 +230,7 @@ def flag_runs(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
             r.get("pred_major_share_best", NAN),
             r.get("pred_std_best", NAN),
             r.get("label_std_test", NAN),
+            diverged=r["diverged"],
         )
         fl, _ = _deg(
             cfg,
@@ -220,6 +241,7 @@ def flag_runs(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
             r.get("pred_major_share_last", NAN),
             r.get("pred_std_last", NAN),
             r.get("label_std_test", NAN),
+            diverged=r["diverged"],
         )
         flags.append(f)
         reasons.append(why)
@@ -258,6 +280,7 @@ def summaries(flagged: pd.DataFrame) -> pd.DataFrame:
         row["n_degenerate"] = int(g["degenerate"].sum())
         row["n_degenerate_last"] = int(g["degenerate_last"].sum())
         row["n_collapsed"] = int((g["degenerate_reason"] == "collapsed").sum())
+        row["n_diverged"] = int((g["degenerate_reason"] == "diverged").sum())
         row["share_degenerate"] = float(g["degenerate"].mean()) if len(g) else NAN
         row["total_steps"] = float(g["total_steps"].median())
         rows.append(row)
@@ -281,11 +304,11 @@ def compare_conditions(runs: pd.DataFrame, cfg: dict, task: str, baseline: str, 
         vb,
         seeds_a=sa,
         seeds_b=sb,
-        alpha=a.get("alpha", 0.05),
-        n_boot=a.get("n_boot", 10000),
-        boot_seed=a.get("boot_seed", 0),
+        alpha=a["alpha"],
+        n_boot=a["n_boot"],
+        boot_seed=a["boot_seed"],
         alternative="greater",
-        power=a.get("power", 0.8),
+        power=a["power"],
     )
 
 
@@ -386,9 +409,9 @@ def aggregate_verdict(task_rows: list[dict]) -> tuple[str, str]:
 def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
     """Every configured comparison on every task that ran both conditions (report seeds only)."""
     a = acfg(cfg)
-    alpha = a.get("alpha", 0.05)
+    alpha = a["alpha"]
     rows = []
-    for comp in a.get("comparisons") or []:
+    for comp in a["comparisons"]:
         base, treat = comp["baseline"], comp["treatment"]
         expect = comparison_expect(comp)
         margin = comparison_margin(cfg, comp)
@@ -407,15 +430,15 @@ def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
                 else None
             )
             v = stats.verdict(
-                r, alpha=alpha, direction=+1, smallest_effect_of_interest=sesoi, power=a.get("power", 0.8)
+                r, alpha=alpha, direction=+1, smallest_effect_of_interest=sesoi, power=a["power"]
             )
             d = _deciding(r, v["decided_by"])
             _, _, gb = _values(runs, task, base)
             _, _, gt = _values(runs, task, treat)
             row = {
-                "comparison": comp.get("name", f"{treat}_vs_{base}"),
-                "rq": comp.get("rq"),
-                "claim": comp.get("claim", ""),
+                "comparison": comp["name"],
+                "rq": comp["rq"],
+                "claim": comp["claim"],
                 "expect": expect,
                 "margin": margin,
                 "task": task,
@@ -456,7 +479,8 @@ def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
 def _paper_effect(reported, cfg, task, base, treat) -> float | None:
     """The paper's treatment - baseline difference (0-1 scale) where a table holds both conditions."""
     for tname in ("table1", "table2"):
-        cols = ((acfg(cfg).get("tables") or {}).get(tname) or {}).get("columns") or {}
+        spec = acfg(cfg)["tables"].get(tname)  # tables are named by the study: this one may be absent
+        cols = spec["columns"] if spec else {}
         inv = {}
         for col, cond in cols.items():
             inv.setdefault(cond, col)
@@ -474,10 +498,10 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, comps: pd.DataFrame) -> list
     """RQ 2 from the RQ 1 comparison: the treatment (debiased Adam) has fewer degenerate runs (Fisher's
     exact test) and a smaller spread (Brown-Forsythe) than the baseline (BERTAdam)."""
     a = acfg(cfg)
-    alpha = a.get("alpha", 0.05)
+    alpha = a["alpha"]
     out = []
-    for comp in a.get("comparisons") or []:
-        if comp.get("rq") != 1:
+    for comp in a["comparisons"]:
+        if comp["rq"] != 1:
             continue
         base, treat = comp["baseline"], comp["treatment"]
         tasks = sorted(
@@ -496,13 +520,13 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, comps: pd.DataFrame) -> list
                 seeds_a=sa,
                 seeds_b=sb,
                 alpha=alpha,
-                n_boot=a.get("n_boot", 10000),
-                boot_seed=a.get("boot_seed", 0),
-                power=a.get("power", 0.8),
+                n_boot=a["n_boot"],
+                boot_seed=a["boot_seed"],
+                power=a["power"],
             )
             dec = "paired_t" if ok["n_pairs"] >= MIN_PAIRS else "student_t"
             d = _deciding(ok, dec)
-            r = comps[(comps["comparison"] == comp.get("name")) & (comps["task"] == task)]
+            r = comps[(comps["comparison"] == comp["name"]) & (comps["task"] == task)]
             lev = float(r["levene_p"].iloc[0]) if len(r) else NAN
             vr = float(r["var_ratio"].iloc[0]) if len(r) else NAN
             block.append(
@@ -555,7 +579,7 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, comps: pd.DataFrame) -> list
         out.append(
             {
                 "rq": 2,
-                "comparison": f"{comp.get('name')}_degenerate_and_spread",
+                "comparison": f"{comp['name']}_degenerate_and_spread",
                 "claim": "Debiasing reduces degenerate runs and the spread across seeds",
                 "baseline": base,
                 "treatment": treat,
@@ -748,10 +772,10 @@ def _protocol_notes(cfg, tasks, reported, runs) -> list[str]:
 
 def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
     a = acfg(cfg)
-    alpha = a.get("alpha", 0.05)
+    alpha = a["alpha"]
     disp, nums = [], []
-    for comp in a.get("comparisons") or []:
-        name = comp.get("name")
+    for comp in a["comparisons"]:
+        name = comp["name"]
         block = comps[comps["comparison"] == name].to_dict("records") if len(comps) else []
         verdict, why = aggregate_verdict(block)
         expect = comparison_expect(comp)
@@ -777,8 +801,8 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
         )
         disp.append(
             {
-                "RQ": comp.get("rq"),
-                "claim (paper)": comp.get("claim", ""),
+                "RQ": comp["rq"],
+                "claim (paper)": comp["claim"],
                 "comparison": f"{comp['treatment']} vs {comp['baseline']}"
                 + (" (claim: adds little)" if expect == "no_gain" else ""),
                 "paper's effect (x100)": paper,
@@ -794,9 +818,9 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
         for b in block:
             nums.append(
                 {
-                    "rq": comp.get("rq"),
+                    "rq": comp["rq"],
                     "comparison": name,
-                    "claim": comp.get("claim", ""),
+                    "claim": comp["claim"],
                     "expect": expect,
                     "task": b["task"],
                     "baseline": comp["baseline"],
@@ -819,9 +843,9 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
         if not block:
             nums.append(
                 {
-                    "rq": comp.get("rq"),
+                    "rq": comp["rq"],
                     "comparison": name,
-                    "claim": comp.get("claim", ""),
+                    "claim": comp["claim"],
                     "expect": expect,
                     "task": "",
                     "baseline": comp["baseline"],
@@ -896,10 +920,10 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> Table:
     notes = [
         f"Verdict rule: {CLAIM_RULE}",
         f"alpha = {alpha} (one-tailed, the paper's level); power "
-        f"{a.get('power', 0.8):.0%}; intervals are paired (or unpaired) bootstrap percentile intervals, "
-        f"{a.get('n_boot')} draws, seed {a.get('boot_seed')}.",
+        f"{a['power']:.0%}; intervals are paired (or unpaired) bootstrap percentile intervals, "
+        f"{a['n_boot']} draws, seed {a['boot_seed']}.",
         "Effects are treatment minus baseline on the test metric of the best-validation checkpoint (x100); "
-        "only runs on the report seed sets enter (" + ", ".join(a.get("report_seeds") or ["all"]) + ").",
+        "only runs on the report seed sets enter (" + ", ".join(a["report_seeds"] or ["all"]) + ").",
         "'too few seeds' means the observed effect points the paper's way but is below what this many seeds "
         "can detect; 'no effect' means the observed effect is absent or reversed although the study could "
         "have detected an effect of the stated size.",
@@ -921,16 +945,16 @@ def table3_splits(cfg: dict, root, reported: dict) -> Table:
     for task in cfg["study"]["tasks"]:
         ds = dataset_name(cfg, task)
         glue = glue_task_of(cfg, ds)
-        metric = (cfg.get("evaluation", {}).get("report_metric") or {}).get(glue, TASKS[glue].report_metric)
+        metric = cfg["evaluation"]["report_metric"].get(glue, TASKS[glue].report_metric)
         meta_path = Path(root) / "splits" / ds / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         sizes = meta.get("sizes", {})
         maj = meta.get("majority_baseline", {})
         sp = split_settings(cfg, ds)
         p = t3.get(glue) or {}
-        capped = sp.get("val_size") is not None or sp.get("test_size") is not None
+        capped = sp["val_size"] is not None or sp["test_size"] is not None
         implied = sp_rep.get(glue) or {}
-        if capped or sp.get("val_source") == "train":
+        if capped or sp["val_source"] == "train":
             check = "not comparable: halves capped/resampled by this study's splits settings"
         elif implied.get("val") is not None:
             ok = sizes.get("val") == implied.get("val") and sizes.get("test") == implied.get("test")
@@ -972,10 +996,10 @@ def table3_splits(cfg: dict, root, reported: dict) -> Table:
                 "paper_test": p.get("test"),
                 "paper_majority_val_x100": p.get("majority_val"),
                 "paper_majority_test_x100": p.get("majority_test"),
-                "val_source": sp.get("val_source"),
-                "val_cap": sp.get("val_size"),
-                "test_cap": sp.get("test_size"),
-                "train_size_setting": sp.get("train_size"),
+                "val_source": sp["val_source"],
+                "val_cap": sp["val_size"],
+                "test_cap": sp["test_size"],
+                "train_size_setting": sp["train_size"],
                 "size_check": check,
             }
         )
@@ -1024,8 +1048,8 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
     """Table 1 layout (mode 'best': best mean and every mean not significantly worse are marked) or Table 2
     layout (mode 'vs_first': means significantly better than the first column are marked)."""
     a = acfg(cfg)
-    alpha = a.get("alpha", 0.05)
-    cols = ordered_columns(name, (spec or {}).get("columns") or {}, reported)
+    alpha = a["alpha"]
+    cols = ordered_columns(name, spec["columns"], reported)
     tasks = sorted(
         {
             t
@@ -1048,7 +1072,7 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
                     mk[col] = {"best": False, "equivalent": False, "p_vs_best": NAN}
                     continue
                 r = compare_conditions(runs, cfg, task, cols[first], cols[col])
-                v = stats.verdict(r, alpha=alpha, direction=+1)
+                v = stats.verdict(r, alpha=alpha, power=a["power"], direction=+1)
                 mk[col] = {
                     "better_than_first": bool(
                         np.isfinite(v["p_paper_direction"]) and v["p_paper_direction"] < alpha
@@ -1111,7 +1135,7 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
     item = {"table1": "Table 1", "table2": "Table 2", "table4": "Table 4", "table7": "Table 7"}.get(name, "")
     return Table(
         name,
-        (spec or {}).get("title", name),
+        spec["title"],
         display,
         pd.DataFrame(nums),
         notes,
@@ -1131,7 +1155,7 @@ def table_optimiser(spec: dict, runs: pd.DataFrame, cfg: dict, reported: dict, c
     disp, nums = [], []
     for task in tasks:
         res = compare_conditions(runs, cfg, task, base, treat)
-        v = stats.verdict(res, alpha=a.get("alpha", 0.05), direction=+1)
+        v = stats.verdict(res, alpha=a["alpha"], power=a["power"], direction=+1)
         dd = _deciding(res, v["decided_by"])
         (da, ka), (db, kb) = _cell_stats(runs, task, base), _cell_stats(runs, task, treat)
         na, nb = da["n"], db["n"]  # describe's n counts every run, NaN included
@@ -1206,7 +1230,7 @@ def table_optimiser(spec: dict, runs: pd.DataFrame, cfg: dict, reported: dict, c
     notes += _protocol_notes(cfg, tasks, reported, runs)
     return Table(
         "optimiser",
-        (spec or {}).get("title", "BERTAdam vs debiased Adam"),
+        spec["title"],
         pd.DataFrame(disp),
         pd.DataFrame(nums),
         notes,
@@ -1240,6 +1264,7 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
                 "runs": n,
                 "degenerate": f"{k} ({100 * k / n:.0f}%)" if n else "0",
                 "NaN": reasons.get("nan", 0),
+                "diverged": reasons.get("diverged", 0),
                 "no better than baseline": sum(
                     v for kk, v in reasons.items() if kk.startswith(("<=", "below"))
                 ),
@@ -1258,6 +1283,7 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
                 "n_degenerate": k,
                 "share": k / n if n else NAN,
                 "n_nan": reasons.get("nan", 0),
+                "n_diverged": reasons.get("diverged", 0),
                 "n_below_baseline": sum(v for kk, v in reasons.items() if kk.startswith(("<=", "below"))),
                 "n_collapsed": reasons.get("collapsed", 0),
                 "n_degenerate_last": int(g["degenerate_last"].sum()),
@@ -1265,12 +1291,14 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
                 "paper": paper,
             }
         )
-    d = acfg(cfg).get("degenerate") or {}
+    d = acfg(cfg)["degenerate"]
     notes = [
         f"A run is degenerate when its test metric (best-validation checkpoint) is NaN, no better than the "
         f"majority-class predictor of the test half (accuracy/F1), <= 0 (correlations), or below a configured "
-        f"per-dataset rule, or when it collapsed: one class for >= {d.get('collapse_share')} of test "
-        f"predictions, or a regression output std <= {d.get('collapse_std_ratio')} x the labels' std.",
+        f"per-dataset rule, or when it collapsed: one class for >= {d['collapse_share']} of test "
+        f"predictions, or a regression output std <= {d['collapse_std_ratio']} x the labels' std.",
+        "A diverged run (its training loss became non-finite and the engine stopped it) is degenerate with "
+        "its own reason 'diverged', whatever its metric; it stays in every count and table.",
         "Counts are per condition over all of its runs; 'seeds' says whether these are report or selection seeds.",
     ]
     return Table(
@@ -1339,16 +1367,16 @@ def table_selection(cfg: dict, root, reported: dict) -> Table:
                     "paper_choice": paper,
                 }
             )
-    sel_sets = acfg(cfg).get("selection_seeds") or []
+    sel_sets = acfg(cfg)["selection_seeds"]
     notes = [
         "Each candidate's mean ± std validation score (x100) over the selection seeds ("
-        + ", ".join(f"{n}: {cfg['seeds'].get(n)}" for n in sel_sets)
+        + ", ".join(f"{n}: {cfg['seeds'][n]}" for n in sel_sets)
         + "); test metrics are never read for "
         "selection. Rule: highest mean validation score; ties go to the candidate listed first.",
         "Selection and report seeds are "
         + (
             "disjoint"
-            if acfg(cfg).get("disjoint_selection", True)
+            if acfg(cfg)["disjoint_selection"]
             else "allowed to overlap (the paper's choice)"
         )
         + " in this study.",
@@ -1383,7 +1411,7 @@ def run_analysis(cfg: dict, root, runs_csv, stats_dir, tables_dir, reported: dic
     atomic_write_csv(
         sd / "comparisons.csv", comps if len(comps) else pd.DataFrame(columns=["comparison", "task"])
     )
-    tables_cfg = acfg(cfg).get("tables") or {}
+    tables_cfg = acfg(cfg)["tables"]
     index = []
     for name in planned_tables(cfg):
         if name == "claims":
@@ -1391,7 +1419,7 @@ def run_analysis(cfg: dict, root, runs_csv, stats_dir, tables_dir, reported: dic
         elif name == "table3_splits":
             t = table3_splits(cfg, root, reported)
         elif name == "optimiser":
-            t = table_optimiser(tables_cfg.get("optimiser"), rep, cfg, reported, comps)
+            t = table_optimiser(tables_cfg["optimiser"], rep, cfg, reported, comps)
         elif name == "degenerate":
             t = table_degenerate(flagged, cfg, reported)
         elif name == "selection":
@@ -1399,7 +1427,7 @@ def run_analysis(cfg: dict, root, runs_csv, stats_dir, tables_dir, reported: dic
         else:
             t = table_layout1(
                 name,
-                tables_cfg.get(name),
+                tables_cfg[name],
                 rep,
                 cfg,
                 reported,

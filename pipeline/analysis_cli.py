@@ -29,17 +29,20 @@ STATS_FILES = ("summary.csv", "comparisons.csv", "runs_flagged.csv")
 
 
 def roles(cfg: dict) -> dict:
-    """Condition names for the paper's roles, read from analysis.tables (defaults: the paper's names)."""
-    tables = (cfg.get("analysis") or {}).get("tables") or {}
-    opt = (tables.get("optimiser") or {}).get("columns") or {}
-    t1 = (tables.get("table1") or {}).get("columns") or {}
+    """Condition names for the paper's roles, read from the columns of analysis.tables.optimiser
+    (bertadam, debiased) and analysis.tables.table1 (standard_3ep, reinit_3ep, standard_longer,
+    reinit_longer). Tables and their columns are named by the study, so a role whose column is not
+    configured is None (no condition plays it); Standard falls back to the debiased column."""
+    tables = cfg["analysis"]["tables"]
+    opt = tables["optimiser"]["columns"] if "optimiser" in tables else {}
+    t1 = tables["table1"]["columns"] if "table1" in tables else {}
     return {
-        "bertadam": opt.get("bertadam", "bertadam"),
-        "debiased": opt.get("debiased", "debiased"),
-        "standard": t1.get("standard_3ep", opt.get("debiased", "debiased")),
-        "reinit": t1.get("reinit_3ep", "reinit"),
-        "longer": t1.get("standard_longer", "longer"),
-        "reinit_longer": t1.get("reinit_longer", "reinit_longer"),
+        "bertadam": opt.get("bertadam"),
+        "debiased": opt.get("debiased"),
+        "standard": t1.get("standard_3ep", opt.get("debiased")),
+        "reinit": t1.get("reinit_3ep"),
+        "longer": t1.get("standard_longer"),
+        "reinit_longer": t1.get("reinit_longer"),
     }
 
 
@@ -55,8 +58,8 @@ def families_swept_on(cfg: dict, keys) -> list[str]:
     """Sweep families (condition names with a list value) that sweep one of `keys`."""
     return [
         name
-        for name, over in (cfg.get("conditions") or {}).items()
-        if any(isinstance((over or {}).get(k), list) for k in keys)
+        for name, over in cfg["conditions"].items()
+        if any(isinstance(over.get(k), list) for k in keys)  # a condition overrides only some keys
     ]
 
 
@@ -64,7 +67,7 @@ def family_of(cfg: dict) -> dict:
     """{expanded member name: family name} for sweep members."""
     return {
         m: over["family"]
-        for m, over in expand_conditions(cfg.get("conditions") or {}).items()
+        for m, over in expand_conditions(cfg["conditions"]).items()
         if "family" in over
     }
 
@@ -81,23 +84,18 @@ def _family_in_grid(cfg, families) -> bool:
 
 def seed_grid_configured(cfg: dict) -> bool:
     """Fig. 9/10 need runs whose init seed and data seed differ (configs/seed-grid.yaml)."""
-    blocks = (
-        [cfg.get("train") or {}]
-        + list((cfg.get("tasks") or {}).values())
-        + list((cfg.get("conditions") or {}).values())
-    )
-    return any(
-        (b or {}).get("init_seed") is not None or (b or {}).get("data_seed") is not None for b in blocks
-    )
+    blocks = [cfg["train"], *cfg["tasks"].values(), *cfg["conditions"].values()]
+    # train sets both keys; a task's or a condition's overrides may leave them out
+    return any(b.get("init_seed") is not None or b.get("data_seed") is not None for b in blocks)
 
 
 def selected_families(cfg: dict) -> list[tuple[str, str]]:
     """[(task, family)] of every selection file the grid reads (conditions with select:)."""
-    conds = expand_conditions(cfg.get("conditions") or {})
+    conds = expand_conditions(cfg["conditions"])
     out = []
     for task, cs in sorted(grid_conditions(cfg).items()):
         for c in sorted(cs):
-            fam = (conds.get(c) or {}).get("select")
+            fam = conds[c].get("select")  # optional per condition
             if fam and (task, fam) not in out:
                 out.append((task, fam))
     return out
@@ -109,7 +107,7 @@ def selected_families(cfg: dict) -> list[tuple[str, str]]:
 def planned_tables(cfg: dict) -> list[str]:
     """Table names (file stems under tables/) the study's grid allows, in report order."""
     names = ["claims", "table3_splits"]
-    tables = (cfg.get("analysis") or {}).get("tables") or {}
+    tables = cfg["analysis"]["tables"]
     in_grid = set().union(*grid_conditions(cfg).values()) if grid_conditions(cfg) else set()
     if "optimiser" in tables:
         r = roles(cfg)
@@ -118,7 +116,7 @@ def planned_tables(cfg: dict) -> list[str]:
     for name, t in tables.items():
         if name == "optimiser":
             continue
-        cols = list(((t or {}).get("columns") or {}).values())
+        cols = list(t["columns"].values())
         if sum(c in in_grid for c in cols) >= 2:
             names.append(name)
     names.append("degenerate")
@@ -205,29 +203,32 @@ def register(sub):
     q = sub.add_parser("analyze", help="statistics, claims and the paper's tables from runs.csv")
     q.add_argument("--study", required=True, help="the study's merged configuration (study.json)")
     q.add_argument("--root", required=True, help="the study's results folder (splits/, selection/)")
-    q.add_argument("--runs", required=True, help="summary/runs.csv")
+    q.add_argument("--runs", required=True, help="the runs table (summary/runs.csv, from `aggregate`)")
     q.add_argument("--stats", required=True, help="output folder of the statistics CSVs")
     q.add_argument("--tables", required=True, help="output folder of the tables (md, tex, csv)")
     q.set_defaults(fn=cmd_analyze)
 
     q = sub.add_parser("figures", help="every figure the study's grid allows (PNG + CSV of its numbers)")
-    q.add_argument("--study", required=True)
+    q.add_argument("--study", required=True, help="the study's merged configuration (study.json)")
     q.add_argument("--root", required=True, help="the study's results folder (runs/ for updates.csv)")
     q.add_argument(
         "--runs-flagged", required=True, help="stats/runs_flagged.csv (runs with degenerate flags)"
     )
-    q.add_argument("--curves", required=True, help="summary/curves.csv")
-    q.add_argument("--drift", required=True, help="summary/drift.csv")
+    q.add_argument("--curves", required=True, help="learning curves across seeds (summary/curves.csv)")
+    q.add_argument("--drift", required=True, help="weight drift per block across seeds (summary/drift.csv)")
     q.add_argument("--out", required=True, help="output folder of the figures")
     q.set_defaults(fn=cmd_figures)
 
     q = sub.add_parser("report", help="one self-contained HTML report and the paper map")
-    q.add_argument("--study", required=True)
-    q.add_argument("--root", required=True)
+    q.add_argument("--study", required=True, help="the study's merged configuration (study.json)")
+    q.add_argument("--root", required=True,
+                   help="the study's results folder (unused: the report reads only --tables and --figures)")
     q.add_argument("--tables", required=True, help="tables folder (with index.json)")
     q.add_argument("--figures", required=True, help="figures folder (with index.json)")
-    q.add_argument("--out", required=True, help="report.html")
-    q.add_argument("--paper-map", required=True, help="paper_map.md")
+    q.add_argument("--out", required=True, help="the HTML report to write (report.html)")
+    q.add_argument("--paper-map", required=True,
+                   help="the paper map to write (paper_map.md: each of the paper's tables and figures "
+                        "-> our files)")
     q.set_defaults(fn=cmd_report)
     return sub
 

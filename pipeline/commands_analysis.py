@@ -43,19 +43,22 @@ def cmd_study(a):
 def register(sub):
     q = sub.add_parser("aggregate", help="runs.csv, curves.csv and drift.csv from the run directories")
     q.add_argument("--study", required=True, help="the study's merged configuration (study.json)")
-    q.add_argument("--root", required=True)
-    q.add_argument("--out", required=True)
+    q.add_argument("--root", required=True,
+                   help="the study's results folder (its runs/<task>/<condition>/seed<N>/ are read)")
+    q.add_argument("--out", required=True, help="output folder (summary/): runs.csv, curves.csv, drift.csv")
     q.set_defaults(fn=cmd_aggregate)
 
     q = sub.add_parser("metrics", help="the DVC metrics file (per task and condition)")
-    q.add_argument("--runs", required=True)
-    q.add_argument("--out", required=True)
+    q.add_argument("--runs", required=True, help="summary/runs.csv (from `aggregate`)")
+    q.add_argument("--out", required=True, help="the metrics JSON file to write (metrics.json)")
     q.set_defaults(fn=cmd_metrics)
 
     q = sub.add_parser("study", help="write the merged configuration as JSON")
-    q.add_argument("--json", help="the merged configuration as a JSON string")
-    q.add_argument("--config", nargs="+", default=["params.yaml"])
-    q.add_argument("--out", required=True)
+    q.add_argument("--json", help="the merged configuration as a JSON string (instead of --config)")
+    q.add_argument("--config", nargs="+", default=["params.yaml"],
+                   help="params.yaml and overlays, merged in order (default: params.yaml); "
+                        "ignored with --json")
+    q.add_argument("--out", required=True, help="the study.json file to write (configuration plus its hash)")
     q.set_defaults(fn=cmd_study)
     register_select(sub)
     register_calibration(sub)
@@ -85,10 +88,12 @@ def cmd_select(a):
 def register_select(sub):
     q = sub.add_parser("select", help="choose a family's setting per task on validation scores only")
     q.add_argument("--candidates", required=True, help="the family's [{name, overrides}] as JSON")
-    q.add_argument("--task", required=True)
-    q.add_argument("--family", required=True)
-    q.add_argument("--records", nargs="+", required=True)
-    q.add_argument("--out", required=True)
+    q.add_argument("--task", required=True, help="the dataset the candidates were run on (e.g. rte)")
+    q.add_argument("--family", required=True, help="the sweep condition whose members are the candidates")
+    q.add_argument("--records", nargs="+", required=True,
+                   help="record.json of every candidate run on the selection seeds (validation scores only)")
+    q.add_argument("--out", required=True,
+                   help="the selection JSON file to write (selection/<task>/<family>.json)")
     q.set_defaults(fn=cmd_select)
 
 
@@ -109,9 +114,15 @@ def cmd_calibration(a):
 
 def register_calibration(sub):
     q = sub.add_parser("calibration", help="the calibration table from a finished calibration study")
-    q.add_argument("--config", nargs="+", default=["params.yaml", "configs/calibration.yaml"])
-    q.add_argument("--margin", type=float, default=0.10)
-    q.add_argument("--out", default="results/calibration")
+    q.add_argument("--config", nargs="+", default=["params.yaml", "configs/calibration.yaml"],
+                   help="the calibration study's configuration files, merged in order "
+                        "(default: params.yaml configs/calibration.yaml)")
+    q.add_argument("--margin", type=float, default=0.10,
+                   help="a setting 'learns' when its mean validation score beats the validation half's "
+                        "majority-class score by at least this much (0-1 scale; default 0.10)")
+    q.add_argument("--out", default="results/calibration",
+                   help="output folder: calibration.csv, chosen.json, calibration.md "
+                        "(default: results/calibration)")
     q.set_defaults(fn=cmd_calibration)
 
 
@@ -143,9 +154,9 @@ def cmd_provenance(a):
 
 def register_provenance(sub):
     q = sub.add_parser("provenance", help="provenance.json: config hash, code versions, input hashes")
-    q.add_argument("--study", required=True)
-    q.add_argument("--root", required=True)
-    q.add_argument("--runs", required=True)
-    q.add_argument("--metrics", required=True)
-    q.add_argument("--out", required=True)
+    q.add_argument("--study", required=True, help="the study's merged configuration (study.json)")
+    q.add_argument("--root", required=True, help="the study's results folder (run records under runs/)")
+    q.add_argument("--runs", required=True, help="summary/runs.csv, whose hash is recorded")
+    q.add_argument("--metrics", required=True, help="metrics.json, whose hash is recorded")
+    q.add_argument("--out", required=True, help="the provenance JSON file to write (provenance.json)")
     q.set_defaults(fn=cmd_provenance)

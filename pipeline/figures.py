@@ -112,13 +112,13 @@ class Ctx:
     def __init__(self, cfg, root, runs, curves, drift):
         self.cfg, self.root, self.runs, self.curves, self.drift = cfg, Path(root), runs, curves, drift
         self.roles = roles(cfg)
-        self.a = cfg.get("analysis") or {}
-        rep = self.a.get("report_seeds")
+        self.a = cfg["analysis"]
+        rep = self.a["report_seeds"]
         seeds = None
         if rep:
             seeds = set()
             for n in rep:
-                seeds |= {int(s) for s in (cfg.get("seeds") or {}).get(n, [])}
+                seeds |= {int(s) for s in cfg["seeds"][n]}
         self.report = runs if seeds is None else runs[runs["seed"].astype(int).isin(seeds)]
         self.tasks = sorted(runs["task"].unique()) if len(runs) else []
 
@@ -172,8 +172,8 @@ def _points(ax, sns, df, x, y, order, hue=None, hue_order=None, palette=None):
 
 
 def fig01_bias_ratio(ctx, plt, sns):
-    b1 = float(ctx.cfg["train"].get("adam_beta1", 0.9))
-    b2 = float(ctx.cfg["train"].get("adam_beta2", 0.999))
+    b1 = float(ctx.cfg["train"]["adam_beta1"])
+    b2 = float(ctx.cfg["train"]["adam_beta2"])
     t = np.unique(np.round(np.logspace(0, 6, 400)))
     rows = [
         {
@@ -345,7 +345,7 @@ def fig_test_by_condition(ctx, plt, sns):
     data = ctx.report[cols].sort_values(["task", "condition", "seed"]).reset_index(drop=True)
     if data.empty:
         return _empty(plt, "Test metric per condition", "no runs on report seeds"), data, "No data."
-    order_all = [c for c in (ctx.cfg.get("conditions") or {})]
+    order_all = list(ctx.cfg["conditions"])
     tasks = sorted(data["task"].unique())
     fig, axes = _grid(
         plt, len(tasks), ncols=min(2, len(tasks)), w=max(5.0, 0.75 * data["condition"].nunique() + 2), h=4.2
@@ -482,8 +482,8 @@ def _expected(ctx):
     for c in (r["debiased"], r["bertadam"], r["standard"], r["reinit"], r["longer"], r["reinit_longer"]):
         if c not in conds:
             conds.append(c)
-    draws = int(ctx.a.get("expected_draws", 1000))
-    seed = int(ctx.a.get("expected_seed", 0))
+    draws = int(ctx.a["expected_draws"])
+    seed = int(ctx.a["expected_seed"])
     frames = []
     for task in ctx.tasks:
         for cond in conds:
@@ -538,7 +538,7 @@ def _expected_fig(ctx, plt, sns, split, title, caption):
 
 
 def fig04_expected_test(ctx, plt, sns):
-    d = int(ctx.a.get("expected_draws", 1000))
+    d = int(ctx.a["expected_draws"])
     return _expected_fig(
         ctx,
         plt,
@@ -547,14 +547,14 @@ def fig04_expected_test(ctx, plt, sns):
         "expected test performance",
         f"Fig. 4. Expected test performance of the run chosen by validation among k random trials "
         f"(Dodge et al. 2020): k runs drawn with replacement, the best on validation kept, its test "
-        f"score recorded; {d} draws per k (seed {ctx.a.get('expected_seed', 0)}); line = mean, band = "
+        f"score recorded; {d} draws per k (seed {ctx.a['expected_seed']}); line = mean, band = "
         f"± 1 std over draws. Report seeds only. A run with a NaN test metric that gets chosen makes "
         f"that k's mean NaN (not drawn) rather than being skipped.",
     )
 
 
 def fig12_expected_val(ctx, plt, sns):
-    d = int(ctx.a.get("expected_draws", 1000))
+    d = int(ctx.a["expected_draws"])
     return _expected_fig(
         ctx,
         plt,

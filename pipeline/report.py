@@ -369,7 +369,7 @@ def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) ->
     pm = paper_map_markdown(cfg, rows)
     atomic_write_text(paper_map, pm)
 
-    a = cfg.get("analysis") or {}
+    a = cfg["analysis"]
     name = cfg["study"]["name"]
     from .config import run_grid
 
@@ -381,11 +381,11 @@ def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) ->
         f"<style>{CSS}</style></head><body>",
         f"<h1>Revisiting Few-sample BERT Fine-tuning: study <code>{html.escape(name)}</code></h1>",
         f"<p class='meta'>Config hash <code>{html.escape(cfg['_config_hash'])}</code> · model "
-        f"<code>{html.escape(str(cfg['train'].get('model')))}</code> · tasks "
+        f"<code>{html.escape(str(cfg['train']['model']))}</code> · tasks "
         f"{html.escape(', '.join(cfg['study']['tasks']))} · {len(grid)} runs · report seeds "
-        f"{html.escape(', '.join(a.get('report_seeds') or []))}, selection seeds "
-        f"{html.escape(', '.join(a.get('selection_seeds') or []))} · alpha {a.get('alpha')} (one-tailed), "
-        f"power {a.get('power')} · configuration {html.escape(_config_file(cfg))}</p>",
+        f"{html.escape(', '.join(a['report_seeds']))}, selection seeds "
+        f"{html.escape(', '.join(a['selection_seeds']))} · alpha {a['alpha']} (one-tailed), "
+        f"power {a['power']} · configuration {html.escape(_config_file(cfg))}</p>",
         "<p>All numbers come from the run records of this study. Settings are chosen on validation only; test "
         "metrics are reported, never used to choose. Tables show x100, figures the 0-1 scale.</p>",
         "<nav><h2>Contents</h2><ul><li><a href='#claims'>Claims</a></li>",

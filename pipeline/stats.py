@@ -2,7 +2,9 @@
 
 Pure functions over numbers (numpy/scipy/pandas only, no files, no torch), so every claim the study
 makes about "better", "less variance" or "fewer failed runs" can be checked by a test. Every threshold
-is a parameter with a default; the caller passes the values from configuration (params.yaml).
+is a parameter; those the study configures (alpha, power, n_boot, boot_seed, the collapse thresholds,
+the expected-performance draws and seed) have no default here: the caller passes the values from
+configuration (params.yaml), the one place they are set.
 
 Conventions:
 - Metric values are on the 0-1 scale, as the pipeline records them (the paper prints x100).
@@ -121,8 +123,7 @@ def describe(values) -> dict:
 # 2. degenerate runs
 
 def is_degenerate(metric_name: str, value, majority_baseline, pred_major_share, pred_std, label_std, *,
-                  collapse_share: float = 0.95, collapse_std_ratio: float = 0.05, rule: dict | None = None
-                  ) -> bool:
+                  collapse_share: float, collapse_std_ratio: float, rule: dict | None = None) -> bool:
     """Whether a run failed: no better than the majority-class predictor of the test half, or collapsed.
 
     Why: the paper's instability is a count of failed runs, and a collapsed run can still score above
@@ -319,8 +320,8 @@ def brown_forsythe_p(a, b) -> float:
     return float(st.levene(a, b, center="median").pvalue)
 
 
-def compare(a, b, *, seeds_a=None, seeds_b=None, alpha: float = 0.05, n_boot: int = 10_000, boot_seed: int = 0,
-            alternative: str = "greater", power: float = 0.8, ci_level: float = 0.95, min_pairs: int = 3,
+def compare(a, b, *, alpha: float, n_boot: int, boot_seed: int, power: float, seeds_a=None, seeds_b=None,
+            alternative: str = "greater", ci_level: float = 0.95, min_pairs: int = 3,
             max_seeds: int = 10_000) -> dict:
     """Every test of "condition b is better than condition a" (effect = b - a) that the study reports.
 
@@ -456,9 +457,9 @@ def holm(pvalues) -> list[float]:
 # ----------------------------------------------------------------------------------------------
 # 7. verdict
 
-def verdict(result: dict, *, alpha: float = 0.05, direction: int = +1, mde_metric_units: float | None = None,
-            smallest_effect_of_interest: float | None = None, min_pairs: int = 3, power: float = 0.8,
-            max_seeds: int = 10_000) -> dict:
+def verdict(result: dict, *, alpha: float, power: float, direction: int = +1,
+            mde_metric_units: float | None = None, smallest_effect_of_interest: float | None = None,
+            min_pairs: int = 3, max_seeds: int = 10_000) -> dict:
     """Turn a `compare` result into "reproduced" / "not reproduced" / "inconclusive", with the reason.
 
     Rule. The deciding test is the paired t-test when result["n_pairs"] >= min_pairs, else Student's t
@@ -541,7 +542,7 @@ def _selection_keys(val) -> np.ndarray:
     return np.where(np.isnan(v), -np.inf, v)
 
 
-def expected_max_performance(val, test, ks, n_draws: int = 1000, seed: int = 0) -> pd.DataFrame:
+def expected_max_performance(val, test, ks, *, n_draws: int, seed: int) -> pd.DataFrame:
     """Expected test score of the run chosen by validation among k random runs, for each k.
 
     Why: the paper's Fig. 4 asks how many random trials a method needs; "best of k by validation" is
@@ -598,7 +599,7 @@ def expected_max_closed_form(val, test, k: int) -> float:
 # ----------------------------------------------------------------------------------------------
 # 10. Table 1 marking
 
-def mark_best_and_equivalent(groups: dict, alpha: float = 0.05) -> dict:
+def mark_best_and_equivalent(groups: dict, *, alpha: float) -> dict:
     """The paper's Table 1 marking within a group of cells (e.g. one dataset's four settings).
 
     The cell with the highest mean of its finite values is best (first in order on a tie). Every other

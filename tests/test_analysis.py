@@ -334,6 +334,90 @@ def test_degenerate_flags_on_hand_built_runs():
     assert f["degenerate_reason"].tolist() == ["nan", "collapsed", "", "<= 0", "collapsed", "below 0.55"]
 
 
+def _record(diverged=None) -> dict:
+    """A run record as the engine writes it (the fields aggregate.run_row reads); diverged=None: an
+    older record without the `diverged` field."""
+    rec = {
+        "task": "sts-b", "condition": "bertadam", "seed": 0, "init_seed": 0, "data_seed": 0,
+        "glue_task": "sts-b", "metric": "spearman", "selection_metric": "spearman",
+        "test_best": {"spearman": 0.3}, "test_last": {"spearman": None}, "val_best": {"spearman": 0.35},
+        "val_last": {"spearman": None}, "majority_test": {"spearman": 0.0}, "label_std_test": 1.4,
+        "spread_best": {"pred_std": 0.8, "pred_major_share": None},
+        "spread_last": {"pred_std": None, "pred_major_share": None},
+        "total_steps": 48, "best_step": 12, "n_train": 256, "n_val": 100, "n_test": 300,
+        "timing": {"wall_s": 1.0, "train_examples_per_s": 100.0},
+        "settings": {"lr": 1e-4, "bias_correction": False},
+    }
+    if diverged is not None:
+        rec.update(diverged=diverged, diverged_step=20 if diverged else None)
+    return rec
+
+
+def test_aggregate_carries_diverged_into_runs_csv(tmp_path):
+    from pipeline.aggregate import runs_table
+
+    df = runs_table([_record(True), {**_record(False), "seed": 1}, {**_record(), "seed": 2}])
+    assert df["diverged"].tolist() == [True, False, False]  # an older record (no field): not diverged
+    assert "diverged_step" not in df.columns
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    assert pd.read_csv(tmp_path / "runs.csv")["diverged"].dtype == bool
+
+
+def _diverged_runs(with_column=True) -> pd.DataFrame:
+    """Constructed runs.csv rows: seed 0 diverged with a finite, good-looking best checkpoint; seed 1
+    diverged with NaN metrics; seed 2 a NaN run that did not diverge; seed 3 healthy."""
+    base = {"task": "sts-b", "condition": "bertadam", "metric": "spearman", "majority_test": 0.0,
+            "label_std_test": 1.0, "pred_major_share_best": np.nan, "pred_major_share_last": np.nan,
+            "total_steps": 48}
+    rows = [
+        {**base, "seed": 0, "diverged": True, "test_best": 0.6, "test_last": np.nan, "val_best": 0.6,
+         "pred_std_best": 0.9, "pred_std_last": np.nan},
+        {**base, "seed": 1, "diverged": True, "test_best": np.nan, "test_last": np.nan, "val_best": np.nan,
+         "pred_std_best": np.nan, "pred_std_last": np.nan},
+        {**base, "seed": 2, "diverged": False, "test_best": np.nan, "test_last": np.nan, "val_best": 0.1,
+         "pred_std_best": 0.0, "pred_std_last": 0.0},
+        {**base, "seed": 3, "diverged": False, "test_best": 0.7, "test_last": 0.7, "val_best": 0.7,
+         "pred_std_best": 0.9, "pred_std_last": 0.9},
+    ]
+    df = pd.DataFrame(rows)
+    return df if with_column else df.drop(columns="diverged")
+
+
+def test_diverged_run_is_degenerate_with_its_own_reason(tmp_path):
+    from pipeline import analysis
+
+    cfg = synthetic_config(seeds={"optimiser": [0, 1, 2, 3]})
+    csv = tmp_path / "runs.csv"
+    _diverged_runs().to_csv(csv, index=False)  # through a CSV file, as the analyze stage reads it
+    f = analysis.flag_runs(pd.read_csv(csv), cfg)
+    assert f["degenerate"].tolist() == [True, True, True, False]
+    assert f["degenerate_reason"].tolist() == ["diverged", "diverged", "nan", ""]
+    assert f["degenerate_last"].tolist() == [True, True, True, False]
+    assert f["diverged"].tolist() == [True, True, False, False]
+    s = analysis.summaries(f).iloc[0]
+    assert (s["n_degenerate"], s["n_diverged"], s["n_collapsed"], s["test_best_n"]) == (3, 2, 0, 4)
+    t = analysis.table_degenerate(f, cfg, analysis.load_reported())
+    num, disp = t.numbers.iloc[0], t.display.iloc[0]
+    assert (num["n"], num["n_degenerate"], num["n_diverged"], num["n_nan"]) == (4, 3, 2, 1)
+    assert disp["diverged"] == 2 and disp["NaN"] == 1 and disp["runs"] == 4
+    assert list(t.display.columns).index("diverged") == list(t.display.columns).index("NaN") + 1
+    assert any("diverged" in n for n in t.notes)
+    # never dropped: the diverged run's metric stays in the cell statistics
+    d, k = analysis._cell_stats(f, "sts-b", "bertadam")
+    assert (d["n"], d["n_nan"], k) == (4, 2, 3)
+
+
+def test_runs_without_a_diverged_column_are_not_diverged():
+    from pipeline.analysis import flag_runs, is_diverged
+
+    cfg = synthetic_config(seeds={"optimiser": [0, 1, 2, 3]})
+    f = flag_runs(_diverged_runs(with_column=False), cfg)
+    assert f["diverged"].tolist() == [False] * 4
+    assert f["degenerate_reason"].tolist() == ["", "nan", "nan", ""]
+    assert [is_diverged(v) for v in (True, "True", "false", np.nan, None, 0, 1.0)] == [
+        True, True, False, False, False, False, True]
+
+
 # ---- comparisons, Table 1 and claims ------------------------------------------------------------------
 
 

@@ -9,6 +9,23 @@ from pipeline import stats as S
 
 NAN = float("nan")
 
+# The study's settings that stats.py takes without a default (params.yaml is the one place they are set):
+# the tests state the conventional values their expected numbers assume.
+COLLAPSE = {"collapse_share": 0.95, "collapse_std_ratio": 0.05}
+STUDY = {"alpha": 0.05, "n_boot": 10_000, "boot_seed": 0, "power": 0.8}
+
+
+def _is_degenerate(*args, **kw):
+    return S.is_degenerate(*args, **{**COLLAPSE, **kw})
+
+
+def _compare(a, b, **kw):
+    return S.compare(a, b, **{**STUDY, **kw})
+
+
+def _verdict(r, **kw):
+    return S.verdict(r, **{"alpha": STUDY["alpha"], "power": STUDY["power"], **kw})
+
 
 def _standardized(n, seed):
     """n values with mean exactly 0 and sd (ddof=1) exactly 1, so effects are known exactly."""
@@ -50,7 +67,7 @@ def test_degenerate_correlation_metrics(metric, value, expected):
     # majority baseline is irrelevant for correlations: 0 is chance
     share = 0.6 if metric == "mcc" else None
     pstd = None if metric == "mcc" else 0.9
-    assert S.is_degenerate(metric, value, 0.7, share, pstd, 1.0) is expected
+    assert _is_degenerate(metric, value, 0.7, share, pstd, 1.0) is expected
 
 
 @pytest.mark.parametrize("metric,value,expected", [
@@ -63,47 +80,47 @@ def test_degenerate_correlation_metrics(metric, value, expected):
 ])
 def test_degenerate_majority_metrics(metric, value, expected):
     baseline = 0.527 if metric == "accuracy" else 0.81
-    assert S.is_degenerate(metric, value, baseline, 0.6, None, None) is expected
+    assert _is_degenerate(metric, value, baseline, 0.6, None, None) is expected
 
 
 def test_degenerate_collapse_classification():
     # good accuracy on a skewed test set, but one class predicted for 96% of examples
-    assert S.is_degenerate("accuracy", 0.70, 0.68, 0.96, None, None) is True
-    assert S.is_degenerate("accuracy", 0.70, 0.68, 0.94, None, None) is False
-    assert S.is_degenerate("accuracy", 0.70, 0.68, 0.94, None, None, collapse_share=0.9) is True
-    assert S.is_degenerate("accuracy", 0.70, 0.68, NAN, None, None) is False
+    assert _is_degenerate("accuracy", 0.70, 0.68, 0.96, None, None) is True
+    assert _is_degenerate("accuracy", 0.70, 0.68, 0.94, None, None) is False
+    assert _is_degenerate("accuracy", 0.70, 0.68, 0.94, None, None, collapse_share=0.9) is True
+    assert _is_degenerate("accuracy", 0.70, 0.68, NAN, None, None) is False
 
 
 def test_degenerate_collapse_regression():
-    assert S.is_degenerate("spearman", 0.3, 0.0, None, 0.04, 1.0) is True     # 0.04 <= 0.05 * 1.0
-    assert S.is_degenerate("spearman", 0.3, 0.0, None, 0.06, 1.0) is False
-    assert S.is_degenerate("spearman", 0.3, 0.0, None, 0.06, 1.0, collapse_std_ratio=0.1) is True
-    assert S.is_degenerate("spearman", 0.3, 0.0, None, NAN, 1.0) is False     # no spread info: no collapse check
+    assert _is_degenerate("spearman", 0.3, 0.0, None, 0.04, 1.0) is True     # 0.04 <= 0.05 * 1.0
+    assert _is_degenerate("spearman", 0.3, 0.0, None, 0.06, 1.0) is False
+    assert _is_degenerate("spearman", 0.3, 0.0, None, 0.06, 1.0, collapse_std_ratio=0.1) is True
+    assert _is_degenerate("spearman", 0.3, 0.0, None, NAN, 1.0) is False     # no spread info: no collapse check
 
 
 def test_degenerate_rte_rule_replaces_majority_comparison():
     rule = {"below": 0.55}
     # above the majority baseline (0.527) but below 55%: degenerate under the paper's rule only
-    assert S.is_degenerate("accuracy", 0.54, 0.527, 0.6, None, None) is False
-    assert S.is_degenerate("accuracy", 0.54, 0.527, 0.6, None, None, rule=rule) is True
-    assert S.is_degenerate("accuracy", 0.55, 0.527, 0.6, None, None, rule=rule) is False
-    assert S.is_degenerate("accuracy", NAN, 0.527, 0.6, None, None, rule=rule) is True
+    assert _is_degenerate("accuracy", 0.54, 0.527, 0.6, None, None) is False
+    assert _is_degenerate("accuracy", 0.54, 0.527, 0.6, None, None, rule=rule) is True
+    assert _is_degenerate("accuracy", 0.55, 0.527, 0.6, None, None, rule=rule) is False
+    assert _is_degenerate("accuracy", NAN, 0.527, 0.6, None, None, rule=rule) is True
     # the collapse check still applies under the rule
-    assert S.is_degenerate("accuracy", 0.60, 0.527, 0.97, None, None, rule=rule) is True
+    assert _is_degenerate("accuracy", 0.60, 0.527, 0.97, None, None, rule=rule) is True
 
 
 def test_degenerate_counts_on_a_set_of_runs():
     runs = [0.70, 0.52, NAN, 0.66, 0.527, 0.71]
     shares = [0.6, 0.99, 0.5, 0.97, 0.6, 0.55]
-    k = sum(S.is_degenerate("accuracy", v, 0.527, s, None, None) for v, s in zip(runs, shares))
+    k = sum(_is_degenerate("accuracy", v, 0.527, s, None, None) for v, s in zip(runs, shares))
     assert k == 4  # 0.52 (below), NaN, 0.66 collapsed, 0.527 (not above)
 
 
 def test_degenerate_rejects_unknown_metric_and_rule():
     with pytest.raises(ValueError, match="unknown metric"):
-        S.is_degenerate("auc", 0.5, 0.5, None, None, None)
+        _is_degenerate("auc", 0.5, 0.5, None, None, None)
     with pytest.raises(ValueError, match="rule"):
-        S.is_degenerate("accuracy", 0.5, 0.5, None, None, None, rule={"above": 0.5})
+        _is_degenerate("accuracy", 0.5, 0.5, None, None, None, rule={"above": 0.5})
 
 
 # ---------------------------------------------------------------- power
@@ -149,7 +166,7 @@ def test_seeds_needed_edge_cases():
 
 def test_compare_identical_groups_not_significant():
     a = 0.7 + 0.02 * _standardized(20, 1)
-    r = S.compare(a, a.copy())
+    r = _compare(a, a.copy())
     assert r["diff"] == pytest.approx(0.0)
     assert r["student_p"] == pytest.approx(0.5)
     for k in ("student_p", "welch_p", "mannwhitney_p", "levene_p"):
@@ -160,9 +177,9 @@ def test_compare_identical_groups_not_significant():
 def test_compare_student_matches_scipy():
     rng = np.random.default_rng(3)
     a, b = rng.normal(0, 1, 12), rng.normal(0.4, 1.5, 9)
-    r = S.compare(a, b)
+    r = _compare(a, b)
     for alt in ("greater", "less", "two-sided"):
-        ra = S.compare(a, b, alternative=alt, n_boot=0)
+        ra = _compare(a, b, alternative=alt, n_boot=0)
         assert ra["student_p"] == pytest.approx(st.ttest_ind(b, a, alternative=alt).pvalue, rel=1e-9)
         assert ra["welch_p"] == pytest.approx(st.ttest_ind(b, a, equal_var=False, alternative=alt).pvalue, rel=1e-9)
     sp = math.sqrt((11 * a.var(ddof=1) + 8 * b.var(ddof=1)) / 19)
@@ -175,17 +192,17 @@ def test_compare_student_matches_scipy():
 def test_compare_clear_shift_is_significant_in_right_direction_only():
     a = _standardized(30, 2)
     b = _standardized(30, 5) + 1.0   # +1 sd
-    up = S.compare(a, b)
+    up = _compare(a, b)
     assert up["diff"] == pytest.approx(1.0)
     assert up["cohen_d"] == pytest.approx(1.0)
     for k in ("student_p", "welch_p", "mannwhitney_p"):
         assert up[k] < 0.001, k
     assert up["boot_ci_unpaired_low"] > 0.4 and up["boot_ci_unpaired_high"] < 1.6
-    down = S.compare(a, b, alternative="less")
+    down = _compare(a, b, alternative="less")
     for k in ("student_p", "welch_p", "mannwhitney_p"):
         assert down[k] > 0.99, k
     # swapping the conditions turns the claim around
-    assert S.compare(b, a)["student_p"] > 0.99
+    assert _compare(b, a)["student_p"] > 0.99
 
 
 def test_compare_paired_design_detected_only_by_paired_tests():
@@ -194,7 +211,7 @@ def test_compare_paired_design_detected_only_by_paired_tests():
     a = 0.7 + 0.05 * shared + rng.normal(0, 0.002, 10)
     b = 0.7 + 0.05 * shared + 0.01 + rng.normal(0, 0.002, 10)   # small, consistent +0.01
     seeds = list(range(10))
-    r = S.compare(a, b, seeds_a=seeds, seeds_b=seeds)
+    r = _compare(a, b, seeds_a=seeds, seeds_b=seeds)
     assert r["n_pairs"] == 10 and r["paired"]
     assert r["paired_t_p"] < 1e-5
     assert r["wilcoxon_p"] < 0.01
@@ -205,8 +222,8 @@ def test_compare_paired_design_detected_only_by_paired_tests():
     assert r["mde_paired_metric"] == pytest.approx(r["mde_paired"] * np.std(b - a, ddof=1))
     assert r["seeds_needed"] == S.seeds_needed_paired(r["d_z"])
     # bootstrap is reproducible from boot_seed and changes with it
-    assert S.compare(a, b, seeds_a=seeds, seeds_b=seeds)["boot_ci_paired_low"] == r["boot_ci_paired_low"]
-    assert S.compare(a, b, seeds_a=seeds, seeds_b=seeds, boot_seed=1)["boot_ci_paired_low"] != r["boot_ci_paired_low"]
+    assert _compare(a, b, seeds_a=seeds, seeds_b=seeds)["boot_ci_paired_low"] == r["boot_ci_paired_low"]
+    assert _compare(a, b, seeds_a=seeds, seeds_b=seeds, boot_seed=1)["boot_ci_paired_low"] != r["boot_ci_paired_low"]
 
 
 def test_compare_pairs_by_seed_inner_join_on_finite_values():
@@ -214,24 +231,24 @@ def test_compare_pairs_by_seed_inner_join_on_finite_values():
     seeds_a = [1, 2, 3, 4, 5]
     b = [0.75, 0.62, 0.90, 0.55, 0.80]
     seeds_b = [2, 1, 3, 4, 9]     # different order; seed 3 is NaN in a; 5 and 9 unmatched
-    r = S.compare(a, b, seeds_a=seeds_a, seeds_b=seeds_b)
+    r = _compare(a, b, seeds_a=seeds_a, seeds_b=seeds_b)
     assert r["n_pairs"] == 3
     assert r["paired_diff_mean"] == pytest.approx(np.mean([0.62 - 0.60, 0.75 - 0.70, 0.55 - 0.50]))
     assert (r["n_a"], r["n_nan_a"], r["n_b"], r["n_nan_b"]) == (4, 1, 5, 0)
     with pytest.raises(ValueError, match="duplicate"):
-        S.compare(a, b, seeds_a=[1, 1, 2, 3, 4], seeds_b=seeds_b)
+        _compare(a, b, seeds_a=[1, 1, 2, 3, 4], seeds_b=seeds_b)
 
 
 def test_compare_levene_detects_variance_change():
     a = _standardized(40, 11)
     b = 3.0 * _standardized(40, 12)
-    r = S.compare(a, b)
+    r = _compare(a, b)
     assert r["levene_p"] < 0.001
     assert r["levene_p"] == pytest.approx(st.levene(a, b, center="median").pvalue)
     assert r["var_ratio"] == pytest.approx(9.0)
-    assert S.compare(a, _standardized(40, 12))["levene_p"] > 0.05
+    assert _compare(a, _standardized(40, 12))["levene_p"] > 0.05
     # var_ratio is var_b / var_a: reduced variance gives a ratio below 1
-    assert S.compare(b, a)["var_ratio"] == pytest.approx(1 / 9)
+    assert _compare(b, a)["var_ratio"] == pytest.approx(1 / 9)
 
 
 @pytest.mark.parametrize("a,b,seeds", [
@@ -244,30 +261,30 @@ def test_compare_levene_detects_variance_change():
     ([0.5, 0.5, 0.5], [0.6, 0.6, 0.6], False),   # zero variance, different means
 ])
 def test_compare_never_raises_and_keeps_all_keys(a, b, seeds):
-    full = S.compare([0.1, 0.2, 0.3], [0.2, 0.3, 0.5], seeds_a=[1, 2, 3], seeds_b=[1, 2, 3])
+    full = _compare([0.1, 0.2, 0.3], [0.2, 0.3, 0.5], seeds_a=[1, 2, 3], seeds_b=[1, 2, 3])
     kw = dict(seeds_a=list(range(len(a))), seeds_b=list(range(len(b)))) if seeds else {}
-    r = S.compare(a, b, **kw)
+    r = _compare(a, b, **kw)
     assert set(r) == set(full)
     for v in r.values():
         assert v is None or isinstance(v, (bool, int, float, str, np.floating, np.integer))
 
 
 def test_compare_degenerate_inputs_give_nan_not_fake_significance():
-    r = S.compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], seeds_a=[1, 2, 3], seeds_b=[1, 2, 3])
+    r = _compare([0.5, 0.5, 0.5], [0.5, 0.5, 0.5], seeds_a=[1, 2, 3], seeds_b=[1, 2, 3])
     for k in ("student_p", "welch_p", "mannwhitney_p", "levene_p", "paired_t_p", "wilcoxon_p", "cohen_d", "d_z"):
         assert math.isnan(r[k]), k
-    r = S.compare([0.6], [0.7])
+    r = _compare([0.6], [0.7])
     assert r["diff"] == pytest.approx(0.1) and math.isnan(r["student_p"]) and math.isnan(r["std_a"])
-    r = S.compare([0.5, 0.5, 0.5], [0.6, 0.6, 0.6])
+    r = _compare([0.5, 0.5, 0.5], [0.6, 0.6, 0.6])
     assert math.isnan(r["student_p"]) and math.isnan(r["cohen_d"])
     # a constant paired shift has no sd for the t-test, but the sign test information is real
-    r = S.compare([0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9], seeds_a=[1, 2, 3, 4], seeds_b=[1, 2, 3, 4])
+    r = _compare([0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9], seeds_a=[1, 2, 3, 4], seeds_b=[1, 2, 3, 4])
     assert math.isnan(r["paired_t_p"]) or r["paired_t_p"] < 1e-6   # float rounding may leave a tiny sd
     assert r["wilcoxon_p"] == pytest.approx(1 / 16)
 
 
 def test_compare_counts_nan_runs():
-    r = S.compare([0.5, NAN, 0.6, NAN], [0.7, 0.71, NAN])
+    r = _compare([0.5, NAN, 0.6, NAN], [0.7, 0.71, NAN])
     assert (r["n_a"], r["n_nan_a"], r["n_b"], r["n_nan_b"]) == (2, 2, 2, 1)
     assert r["mean_a"] == pytest.approx(0.55)
 
@@ -303,58 +320,58 @@ def test_holm_nan_cap_and_monotone():
 def _unpaired(shift, n=5, sd=1.0):
     a = sd * _standardized(n, 21)
     b = sd * _standardized(n, 22) + shift
-    return S.compare(a, b)
+    return _compare(a, b)
 
 
 def test_verdict_reproduced_paired():
     rng = np.random.default_rng(7)
     shared = rng.normal(0, 1.0, 10)
     a, b = 0.7 + 0.05 * shared, 0.71 + 0.05 * shared + rng.normal(0, 0.002, 10)
-    r = S.compare(a, b, seeds_a=range(10), seeds_b=range(10))
-    v = S.verdict(r)
+    r = _compare(a, b, seeds_a=range(10), seeds_b=range(10))
+    v = _verdict(r)
     assert v["verdict"] == "reproduced" and v["decided_by"] == "paired_t"
     # the same data against a paper that claimed the opposite
-    v = S.verdict(r, direction=-1)
+    v = _verdict(r, direction=-1)
     assert v["verdict"] == "not reproduced" and "opposite" in v["reason"]
 
 
 def test_verdict_student_when_unpaired():
-    v = S.verdict(_unpaired(2.0, n=10))
+    v = _verdict(_unpaired(2.0, n=10))
     assert v["verdict"] == "reproduced" and v["decided_by"] == "student_t"
     assert v["p_paper_direction"] == pytest.approx(_unpaired(2.0, n=10)["student_p"])
 
 
 def test_verdict_direction_minus_one_reproduces_a_decrease():
-    v = S.verdict(_unpaired(-2.0, n=10), direction=-1)
+    v = _verdict(_unpaired(-2.0, n=10), direction=-1)
     assert v["verdict"] == "reproduced" and v["effect"] == pytest.approx(2.0)
 
 
 def test_verdict_not_reproduced_when_ci_excludes_paper_effect():
     # many precise seeds, no effect: the paper's +0.03 is outside the CI
     r = _unpaired(0.0, n=30, sd=0.01)
-    assert S.verdict(r)["verdict"] == "inconclusive"
-    v = S.verdict(r, smallest_effect_of_interest=0.03)
+    assert _verdict(r)["verdict"] == "inconclusive"
+    v = _verdict(r, smallest_effect_of_interest=0.03)
     assert v["verdict"] == "not reproduced" and "excludes" in v["reason"]
     # a paper effect inside the CI does not allow that conclusion
-    assert S.verdict(r, smallest_effect_of_interest=0.001)["verdict"] == "inconclusive"
+    assert _verdict(r, smallest_effect_of_interest=0.001)["verdict"] == "inconclusive"
 
 
 def test_verdict_too_few_seeds():
     r = _unpaired(0.5, n=5)          # d = 0.5, MDE at n = 5 is 1.72
-    v = S.verdict(r)
+    v = _verdict(r)
     assert v["verdict"] == "inconclusive" and v["reason"].startswith("too few seeds")
     assert str(S.seeds_needed_unpaired(0.5)) in v["reason"]
     # with a smaller MDE supplied by the caller the same effect is no longer "too few seeds"
-    assert S.verdict(r, mde_metric_units=0.1)["reason"].startswith("no effect detected")
+    assert _verdict(r, mde_metric_units=0.1)["reason"].startswith("no effect detected")
 
 
 def test_verdict_no_effect_detected():
-    v = S.verdict(_unpaired(-0.3, n=5))
+    v = _verdict(_unpaired(-0.3, n=5))
     assert v["verdict"] == "inconclusive" and v["reason"].startswith("no effect detected")
 
 
 def test_verdict_not_computable():
-    v = S.verdict(S.compare([0.5, 0.5], [0.5, 0.5]))
+    v = _verdict(_compare([0.5, 0.5], [0.5, 0.5]))
     assert v["verdict"] == "inconclusive" and v["reason"].startswith("not computable")
 
 
@@ -418,7 +435,7 @@ def test_mark_best_and_equivalent_known_answer():
               "std_longer": 0.695 + 0.02 * z2,   # 0.25 sd below at n = 20: not significant
               "reinit_3ep": 0.70 + 0.02 * z1,    # best
               "reinit_longer": np.append(0.68 + 0.02 * z2, NAN)}   # 1 sd below: significant
-    m = S.mark_best_and_equivalent(groups)
+    m = S.mark_best_and_equivalent(groups, alpha=0.05)
     assert [k for k, v in m.items() if v["best"]] == ["reinit_3ep"]
     assert m["std_longer"]["equivalent"] and not m["std_3ep"]["equivalent"]
     assert not m["reinit_longer"]["equivalent"]
@@ -431,7 +448,7 @@ def test_mark_best_and_equivalent_known_answer():
 def test_mark_best_alpha_is_a_parameter():
     z1, z2 = _standardized(20, 31), _standardized(20, 32)
     groups = {"a": 0.70 + 0.02 * z1, "b": 0.68 + 0.02 * z2}
-    assert not S.mark_best_and_equivalent(groups)["b"]["equivalent"]
+    assert not S.mark_best_and_equivalent(groups, alpha=0.05)["b"]["equivalent"]
     assert S.mark_best_and_equivalent(groups, alpha=0.001)["b"]["equivalent"]
 
 
@@ -445,4 +462,20 @@ def test_brown_forsythe_matches_scipy_and_is_nan_where_uninformative():
     # two values per group: both deviations from the median are equal, the statistic is infinite
     assert math.isnan(S.brown_forsythe_p([0.1, 0.5], [0.2, 0.9]))
     assert math.isnan(S.brown_forsythe_p([0.5, 0.5, 0.5], [0.1, 0.1, 0.1]))  # no spread anywhere
-    assert math.isnan(S.compare([0.1, 0.5], [0.2, 0.9])["levene_p"])
+    assert math.isnan(_compare([0.1, 0.5], [0.2, 0.9])["levene_p"])
+
+
+def test_configured_settings_have_no_default_here():
+    """alpha, power, n_boot, boot_seed, the collapse thresholds and the expected-performance draws come
+    from params.yaml only: a second default in code could contradict it (collapse_std_ratio once did)."""
+    import inspect
+
+    need = {S.is_degenerate: ("collapse_share", "collapse_std_ratio"),
+            S.compare: ("alpha", "n_boot", "boot_seed", "power"),
+            S.verdict: ("alpha", "power"),
+            S.mark_best_and_equivalent: ("alpha",),
+            S.expected_max_performance: ("n_draws", "seed")}
+    for fn, names in need.items():
+        params = inspect.signature(fn).parameters
+        for name in names:
+            assert params[name].default is inspect.Parameter.empty, f"{fn.__name__}({name}=...)"
