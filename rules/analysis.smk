@@ -6,7 +6,7 @@ rule study_config:
     params:
         cfg=lambda w: canonical(config),
     shell:
-        "{PY} -m pipeline study --json {params.cfg:q} --out {output}"
+        "{PY:q} -m pipeline study --json {params.cfg:q} --out {output:q}"
 
 
 rule aggregate:
@@ -20,11 +20,13 @@ rule aggregate:
         # record list once per record when it builds this job (quadratic: 20 s on the paper's grid)
         study=f"{ROOT}/study.json",
         code=["pipeline/aggregate.py", "pipeline/commands_analysis.py"],
+    params:
+        out=lambda w, output: os.path.dirname(output.runs),
     log:
         f"{ROOT}/logs/aggregate.log",
     shell:
-        "{PY} -m pipeline aggregate --study {input.study} --root {ROOT} "
-        "--out $(dirname {output.runs}) 2> {log}"
+        "{PY:q} -m pipeline aggregate --study {input.study:q} --root {ROOT:q} "
+        "--out {params.out:q} 2> {log:q}"
 
 
 rule metrics:
@@ -34,7 +36,7 @@ rule metrics:
         runs=rules.aggregate.output.runs,
         code=["pipeline/aggregate.py"],
     shell:
-        "{PY} -m pipeline metrics --runs {input.runs} --out {output}"
+        "{PY:q} -m pipeline metrics --runs {input.runs:q} --out {output:q}"
 
 
 rule provenance:
@@ -46,8 +48,8 @@ rule provenance:
         study=rules.study_config.output,
         code=["pipeline/provenance.py", "pipeline/commands_analysis.py"],
     shell:
-        "{PY} -m pipeline provenance --study {input.study} --root {ROOT} --runs {input.runs} "
-        "--metrics {input.metrics} --out {output}"
+        "{PY:q} -m pipeline provenance --study {input.study:q} --root {ROOT:q} --runs {input.runs:q} "
+        "--metrics {input.metrics:q} --out {output:q}"
 
 
 ANALYSIS_OUTPUTS = [rules.metrics.output[0], rules.aggregate.output.curves, rules.provenance.output[0]]

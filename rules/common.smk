@@ -2,9 +2,10 @@
 import functools
 import hashlib
 import os
+import re
 from pathlib import Path
-from pipeline.config import (dataset_name, glue_task_of, intermediate_settings, model_tag, resolve_settings,
-                             split_settings, sweep_families)
+from pipeline.config import (SAFE_NAME, dataset_name, glue_task_of, intermediate_settings, model_tag,
+                             resolve_settings, split_settings, sweep_families)
 from pipeline.tasks import canonical_task
 from pipeline.tasks import TASKS
 
@@ -42,10 +43,13 @@ DATA_CODE = sorted(f"pipeline/{m}.py" for m in ("prepare", "data", "splits", "ta
 
 DATASETS = sorted({dataset_name(config, t) for t in config["study"]["tasks"]} | set(TASKS))
 
+# Dataset and GLUE task names are matched literally (re.escape: a '.' in a name matches a dot only),
+# conditions by the safe-name pattern the configuration is validated against; a model tag may start
+# with a dot (a folder '.my-model') but never holds '/'. Shell commands quote every value anyway ({x:q}).
 wildcard_constraints:
-    task="|".join(DATASETS),
-    gtask="|".join(TASKS),
-    condition=r"[A-Za-z0-9_.\-]+",
+    task="|".join(re.escape(d) for d in DATASETS),
+    gtask="|".join(re.escape(t) for t in TASKS),
+    condition=SAFE_NAME,
     seed=r"\d+",
     tag=r"[A-Za-z0-9_.\-]+",
     family=r"[A-Za-z0-9_]+",

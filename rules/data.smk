@@ -8,12 +8,15 @@ rule data:
     input:
         DATA_CODE,
     params:
-        glue_dir=lambda w: f"--glue-dir {config['data']['glue_dir']}" if config["data"]["glue_dir"] else "",
+        # two arguments, each quoted by {:q} (a path with spaces or shell characters is one argument);
+        # none when data.glue_dir is null
+        glue_dir=lambda w: ["--glue-dir", config["data"]["glue_dir"]] if config["data"]["glue_dir"] else [],
+        out=lambda w, output: os.path.dirname(output.train),
     log:
         f"{ROOT}/logs/data/{{gtask}}.log",
     shell:
-        "{PY} -m pipeline data --task {wildcards.gtask} {params.glue_dir} "
-        "--out $(dirname {output.train}) 2> {log}"
+        "{PY:q} -m pipeline data --task {wildcards.gtask:q} {params.glue_dir:q} "
+        "--out {params.out:q} 2> {log:q}"
 
 
 rule splits:
@@ -29,11 +32,13 @@ rule splits:
     params:
         settings=lambda w: canonical(split_settings(config, w.task)),
         glue=lambda w: glue_task_of(config, w.task),
+        data=lambda w, input: os.path.dirname(input.train),
+        out=lambda w, output: os.path.dirname(output.train),
     log:
         f"{ROOT}/logs/splits/{{task}}.log",
     shell:
-        "{PY} -m pipeline splits --task {params.glue} --data $(dirname {input.train}) "
-        "--settings {params.settings:q} --out $(dirname {output.train}) 2> {log}"
+        "{PY:q} -m pipeline splits --task {params.glue:q} --data {params.data:q} "
+        "--settings {params.settings:q} --out {params.out:q} 2> {log:q}"
 
 
 rule features:
@@ -46,8 +51,9 @@ rule features:
         model=lambda w: FEATURE_MODELS[(w.task, w.tag)],
         glue=lambda w: glue_task_of(config, w.task),
         max_len=lambda w: w.tag.rsplit("-", 1)[1],
+        splits=lambda w, input: os.path.dirname(input.splits[0]),
     log:
         f"{ROOT}/logs/features/{{task}}/{{tag}}.log",
     shell:
-        "{PY} -m pipeline features --task {params.glue} --splits $(dirname {input.splits[0]}) "
-        "--model {params.model:q} --max-seq-length {params.max_len} --out {output} 2> {log}"
+        "{PY:q} -m pipeline features --task {params.glue:q} --splits {params.splits:q} "
+        "--model {params.model:q} --max-seq-length {params.max_len:q} --out {output:q} 2> {log:q}"

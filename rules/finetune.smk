@@ -21,14 +21,16 @@ def run_inputs_of(task, condition, seed):
 
 @functools.lru_cache(maxsize=None)
 def run_args_of(task, condition, seed):
-    """The run's command-line arguments: its resolved settings as one canonical JSON string, and its inputs."""
+    """The run's command-line arguments, every value shell-quoted (the rule passes this string as it is):
+    its resolved settings as one canonical JSON string, and its inputs. One string, not a list for {:q}:
+    the params trigger compares this value, and quoting leaves a safe path unchanged."""
     inputs = run_inputs_of(task, condition, seed)
     args = [f"--settings {shlex.quote(canonical(dict(settings_of(task, condition, seed))))}",
-            f"--features {inputs['features']}"]
+            f"--features {shlex.quote(inputs['features'])}"]
     if "selection" in inputs:
-        args.append(f"--selection {inputs['selection']}")
+        args.append(f"--selection {shlex.quote(inputs['selection'])}")
     if "init" in inputs:
-        args.append(f"--init-weights {inputs['init']}")
+        args.append(f"--init-weights {shlex.quote(inputs['init'])}")
     return " ".join(args)
 
 
@@ -52,14 +54,15 @@ rule finetune:
         unpack(run_inputs),
         engine=ENGINE_STAMP,
     params:
-        args=run_args,
-    threads: config["study"].get("finetune_threads", 1)
+        args=run_args,  # already quoted (run_args_of): never {:q} it
+        out=lambda w, output: os.path.dirname(output.record),
+    threads: config["study"]["finetune_threads"]
     resources:
         mem_mb=4000,
     log:
         f"{ROOT}/logs/runs/{{task}}/{{condition}}/seed{{seed}}.log",
     shell:
-        "{PY} -m pipeline finetune {params.args} --threads {threads} --out $(dirname {output.record}) 2> {log}"
+        "{PY:q} -m pipeline finetune {params.args} --threads {threads:q} --out {params.out:q} 2> {log:q}"
 
 
 def intermediate_features(w):
@@ -76,14 +79,15 @@ rule intermediate:
         engine=ENGINE_STAMP,
     params:
         settings=lambda w: canonical(intermediate_settings(config, w.task, int(w.seed))),
-    threads: config["study"].get("finetune_threads", 1)
+        out=lambda w, output: os.path.dirname(output.model),
+    threads: config["study"]["finetune_threads"]
     resources:
         mem_mb=4000,
     log:
         f"{ROOT}/logs/intermediate/{{task}}/seed{{seed}}.log",
     shell:
-        "{PY} -m pipeline finetune --settings {params.settings:q} --features {input.features} "
-        "--threads {threads} --out $(dirname {output.model}) 2> {log}"
+        "{PY:q} -m pipeline finetune --settings {params.settings:q} --features {input.features:q} "
+        "--threads {threads:q} --out {params.out:q} 2> {log:q}"
 
 
 def family_candidates(family):
@@ -109,5 +113,5 @@ rule select:
     log:
         f"{ROOT}/logs/selection/{{task}}/{{family}}.log",
     shell:
-        "{PY} -m pipeline select --candidates {params.candidates:q} --task {wildcards.task} "
-        "--family {wildcards.family} --records {input.records} --out {output} 2> {log}"
+        "{PY:q} -m pipeline select --candidates {params.candidates:q} --task {wildcards.task:q} "
+        "--family {wildcards.family:q} --records {input.records:q} --out {output:q} 2> {log:q}"

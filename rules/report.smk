@@ -35,8 +35,8 @@ rule analyze:
     log:
         f"{ROOT}/logs/analyze.log",
     shell:
-        "{PY} -m pipeline analyze --study {input.study} --root {ROOT} --runs {input.runs} "
-        "--stats {STATS_DIR} --tables {TABLES_DIR} 2> {log}"
+        "{PY:q} -m pipeline analyze --study {input.study:q} --root {ROOT:q} --runs {input.runs:q} "
+        "--stats {STATS_DIR:q} --tables {TABLES_DIR:q} 2> {log:q}"
 
 
 rule figures:
@@ -52,8 +52,8 @@ rule figures:
     log:
         f"{ROOT}/logs/figures.log",
     shell:
-        "{PY} -m pipeline figures --study {input.study} --root {ROOT} --runs-flagged {input.flagged} "
-        "--curves {input.curves} --drift {input.drift} --out {FIGURES_DIR} 2> {log}"
+        "{PY:q} -m pipeline figures --study {input.study:q} --root {ROOT:q} --runs-flagged {input.flagged:q} "
+        "--curves {input.curves:q} --drift {input.drift:q} --out {FIGURES_DIR:q} 2> {log:q}"
 
 
 rule report:
@@ -68,8 +68,8 @@ rule report:
     log:
         f"{ROOT}/logs/report.log",
     shell:
-        "{PY} -m pipeline report --study {input.study} --root {ROOT} --tables {TABLES_DIR} "
-        "--figures {FIGURES_DIR} --out {output.html} --paper-map {output.paper_map} 2> {log}"
+        "{PY:q} -m pipeline report --study {input.study:q} --root {ROOT:q} --tables {TABLES_DIR:q} "
+        "--figures {FIGURES_DIR:q} --out {output.html:q} --paper-map {output.paper_map:q} 2> {log:q}"
 
 
 localrules: analyze, figures, report
