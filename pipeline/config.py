@@ -331,13 +331,29 @@ def _check_analysis(cfg):
         for i, name in enumerate(a[key]):
             if name not in cfg["seeds"]:
                 yield f"analysis.{key}[{i}]: {name!r} is not a seed set; allowed: {', '.join(cfg['seeds'])}"
-    if a["disjoint_selection"] and not any(n not in cfg["seeds"] for n in a["selection_seeds"] + a["report_seeds"]):
-        for s_name in a["selection_seeds"]:
-            hits = {r: sorted(set(cfg["seeds"][s_name]) & set(cfg["seeds"][r])) for r in a["report_seeds"]}
-            hits = {r: both for r, both in hits.items() if both}
-            if hits:
-                yield (f"seeds.{s_name}: selection seeds {sorted(set().union(*hits.values()))} are also report "
-                       f"seeds ({', '.join(f'seeds.{r}' for r in hits)}), and analysis.disjoint_selection is true")
+    if a["disjoint_selection"]:
+        yield from _overlapping_selection(cfg)
+
+
+def _overlapping_selection(cfg):
+    """Selection on validation uses seeds no reported run uses: compared as the actual seed values the grid
+    gives the selected sweeps' runs and the reported runs, per dataset (names of seed sets prove nothing)."""
+    expanded = _expanded_cached(cfg)
+    selected = {over["select"] for over in expanded.values() if over.get("select")}
+    runs = run_grid(cfg)
+    report = {}
+    for t, c, s in runs:
+        if "family" not in expanded[c] or expanded[c]["family"] not in selected:
+            report.setdefault(t, set()).add(s)
+    clash: dict = {}
+    for t, c, s in runs:
+        fam = expanded[c].get("family")
+        if fam in selected and s in report.get(t, ()):
+            clash.setdefault(fam, {}).setdefault(t, set()).add(s)
+    for fam, per_task in clash.items():
+        where = "; ".join(f"{t}: {sorted(seeds)}" for t, seeds in per_task.items())
+        yield (f"grid: the runs that select {fam!r} on validation use seeds that reported runs also use ({where}), "
+               f"and analysis.disjoint_selection is true: give the sweep its own seed set")
 
 
 @_check("study", "datasets", "splits")

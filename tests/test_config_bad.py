@@ -154,7 +154,11 @@ BAD = [
     ("degenerate rule of an unknown task", [(("analysis", "degenerate", "rules"), {"rtee": {"below": 0.5}})],
      ["analysis.degenerate.rules.rtee: unknown task"]),
     ("selection seeds overlapping report seeds", [(("seeds", "selection"), [0, 1000])],
-     ["seeds.selection: selection seeds [0] are also report seeds", "seeds.optimiser, seeds.main"]),
+     ["runs that select 'reinit_sweep' on validation use seeds that reported runs also use (sts-b: [0])"]),
+    ("sweep moved onto the report seeds", [(("grid", 1, "seeds"), "main")],
+     ["select 'reinit_sweep'", "(sts-b: [0, 1, 2, 3, 4, 5, 6])", "disjoint_selection is true"]),
+    ("report seeds equal to selection seeds under another name", [(("seeds", "selection"), list(range(16)))],
+     ["select 'reinit_sweep'", "sts-b: [0, 1, 2"]),
 ]
 
 
