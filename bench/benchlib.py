@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from argparse import Namespace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent          # the repository
@@ -41,46 +40,44 @@ def median(xs):
 
 # ---- settings and data ----------------------------------------------------------------------
 
-def settings(task: str, config_paths=(PARAMS,), condition: str = "debiased", seed: int = 0) -> dict:
-    """A run's resolved settings exactly as `python -m pipeline finetune --config ...` resolves them."""
+def settings(task: str, config_paths=(PARAMS,), condition: str = "debiased", seed: int = 0):
+    """A run's RunSettings exactly as `python -m pipeline finetune --config ...` resolves them."""
     from pipeline.config import load_config, resolve_settings
+    from pipeline.settings import RunSettings
 
-    return resolve_settings(load_config([str(p) for p in config_paths]), task, condition, seed)
+    return RunSettings.from_dict(resolve_settings(load_config([str(p) for p in config_paths]), task, condition, seed))
 
 
-def features(s: dict, config_paths=(PARAMS,)) -> dict:
+def features(s, config_paths=(PARAMS,)) -> dict:
     """Splits and tokenised features built in-process, exactly as the `finetune` command does without
-    --features (the engine's own function)."""
-    from pipeline.runner import _features_for
+    --features (the engine's own function, pipeline.prepare.build_run_features)."""
+    from pipeline.config import load_config
+    from pipeline.prepare import build_run_features
 
-    return _features_for(s, Namespace(features=None, config=[str(p) for p in config_paths]))
+    return build_run_features(load_config([str(p) for p in config_paths]), s.task, s.model, s.max_seq_length)
 
 
 def subset_features(f: dict, n: int) -> dict:
     """The first n examples of one split's features (offsets re-based)."""
-    import torch
+    from pipeline.features import head
 
-    n = min(n, len(f["labels"]))
-    end = int(f["offsets"][n])
-    return {"ids": f["ids"][:end].clone(), "types": f["types"][:end].clone(),
-            "offsets": f["offsets"][: n + 1].clone(), "labels": f["labels"][:n].clone(),
-            "index": f["index"][:n].clone() if "index" in f else torch.arange(n)}
+    return head(f, n)
 
 
-def train_batches(s: dict, n_train: int, steps: int) -> list[list[int]]:
+def train_batches(s, n_train: int, steps: int) -> list[list[int]]:
     """The engine's optimiser batches (example indices) of the first `steps` steps."""
     from pipeline import seeds
     from pipeline.train import batch_order
 
-    return batch_order(n_train, s["batch_size"], steps, seeds.generator("batch_order", s["data_seed"]))
+    return batch_order(n_train, s.batch_size, steps, seeds.generator("batch_order", s.data_seed))
 
 
-def full_run_steps(s: dict, n_train: int) -> tuple[int, int]:
+def full_run_steps(s, n_train: int) -> tuple[int, int]:
     """(optimiser steps, evaluations) of a full run with settings s."""
     from pipeline.train import eval_steps, total_steps
 
-    total = total_steps(n_train, s)
-    return total, len(eval_steps(total, s["num_evals"]))
+    total = total_steps(n_train, s.batch_size, s.epochs, s.max_steps)
+    return total, len(eval_steps(total, s.num_evals))
 
 
 def token_counts(batches, lengths, budget: int) -> tuple[int, int]:
@@ -166,20 +163,20 @@ def matmul_peak(n: int = 2048, repeats: int = 7, threads: int = 1) -> dict:
 
 # ---- our engine --------------------------------------------------------------------------------
 
-def ours_train(s: dict, feats: dict, steps: int, threads: int = 1) -> dict:
+def ours_train(s, feats: dict, steps: int, threads: int = 1) -> dict:
     """Our engine's run() for `steps` optimiser steps (the first steps of the real batch order), one
     evaluation at the end on the validation half, a token test split (not timed as training).
     Returns the engine's own timing record and the number of word-embedding rows it trained
     (`embedding_rows`, None when the whole matrix was trained)."""
     from pipeline.train import run
 
-    s2 = dict(s, max_steps=steps, num_evals=1)
+    s2 = s.replace(max_steps=steps, num_evals=1)
     f2 = {"train": feats["train"], "val": feats["val"], "test": subset_features(feats["test"], 16)}
     rec = run(s2, f2, threads=threads).record
     return dict(rec["timing"], embedding_rows=rec.get("embedding_rows"))
 
 
-def ours_eval(s: dict, feats: dict, repeats: int = 3, threads: int = 1) -> dict:
+def ours_eval(s, feats: dict, repeats: int = 3, threads: int = 1) -> dict:
     """Evaluation examples/s of the engine's predict() on the validation half (median of repeats)."""
     import torch
 
@@ -189,19 +186,19 @@ def ours_eval(s: dict, feats: dict, repeats: int = 3, threads: int = 1) -> dict:
     from pipeline.train import build_model, predict
 
     torch.set_num_threads(threads)
-    spec = task_spec(s["glue_task"])
+    spec = task_spec(s.glue_task)
     model = build_model(s, spec)
     val = Examples(feats["val"])
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        pred = predict(model, val, torch.device("cpu"), s["eval_batch_tokens"])
+        pred = predict(model, val, torch.device("cpu"), s.eval_batch_tokens)
         compute_metrics(spec, pred, val.labels.numpy())
         ts.append(time.perf_counter() - t0)
     return {"eval_s": median(ts), "eval_ex_s": len(val) / median(ts), "all_s": ts}
 
 
-def unsorted_eval(s: dict, feats: dict, batch_size: int, repeats: int = 3, threads: int = 1) -> dict:
+def unsorted_eval(s, feats: dict, batch_size: int, repeats: int = 3, threads: int = 1) -> dict:
     """Evaluation without length-aware batching: batches of `batch_size` in the split's order, each
     padded to its own longest sequence (the baseline the engine's predict() improves on)."""
     import torch
@@ -211,7 +208,7 @@ def unsorted_eval(s: dict, feats: dict, batch_size: int, repeats: int = 3, threa
     from pipeline.train import build_model
 
     torch.set_num_threads(threads)
-    spec = task_spec(s["glue_task"])
+    spec = task_spec(s.glue_task)
     model = build_model(s, spec)
     model.eval()
     val = Examples(feats["val"])
@@ -281,7 +278,7 @@ def hf_dataset(f: dict, pad_to: int | None = None) -> list[dict]:
     return out
 
 
-def hf_train_eval(s: dict, feats: dict, steps: int, mode: str, fixed_batches=None, threads: int = 1,
+def hf_train_eval(s, feats: dict, steps: int, mode: str, fixed_batches=None, threads: int = 1,
                   eval_repeats: int = 1) -> dict:
     """Hugging Face Trainer on the same model (same weights, head init and attention implementation),
     data, batch size, optimiser settings and thread count.
@@ -304,9 +301,9 @@ def hf_train_eval(s: dict, feats: dict, steps: int, mode: str, fixed_batches=Non
 
     hf_logging.set_verbosity_error()
     torch.set_num_threads(threads)
-    spec = task_spec(s["glue_task"])
-    tok = load_tokenizer(s["model"])
-    pad_to = s["max_seq_length"] if mode == "pad_max" else None
+    spec = task_spec(s.glue_task)
+    tok = load_tokenizer(s.model)
+    pad_to = s.max_seq_length if mode == "pad_max" else None
     train_ds, val_ds = hf_dataset(feats["train"], pad_to), hf_dataset(feats["val"], pad_to)
     inner = default_data_collator if mode == "pad_max" else DataCollatorWithPadding(tok)
     collator = CountingCollator(inner)
@@ -348,10 +345,10 @@ def hf_train_eval(s: dict, feats: dict, steps: int, mode: str, fixed_batches=Non
 
     tmp = tempfile.mkdtemp(prefix="bench-hf-")
     args = TrainingArguments(
-        output_dir=tmp, per_device_train_batch_size=s["batch_size"], per_device_eval_batch_size=s["batch_size"],
-        max_steps=steps, learning_rate=s["lr"], lr_scheduler_type="linear", warmup_steps=float(s["warmup_ratio"]),
-        weight_decay=s["weight_decay"], max_grad_norm=s["max_grad_norm"], adam_beta1=s["adam_beta1"],
-        adam_beta2=s["adam_beta2"], adam_epsilon=s["adam_eps"], seed=s["data_seed"], use_cpu=True,
+        output_dir=tmp, per_device_train_batch_size=s.batch_size, per_device_eval_batch_size=s.batch_size,
+        max_steps=steps, learning_rate=s.lr, lr_scheduler_type="linear", warmup_steps=float(s.warmup_ratio),
+        weight_decay=s.weight_decay, max_grad_norm=s.max_grad_norm, adam_beta1=s.adam_beta1,
+        adam_beta2=s.adam_beta2, adam_epsilon=s.adam_eps, seed=s.data_seed, use_cpu=True,
         report_to="none", save_strategy="no", eval_strategy="no", logging_strategy="no", disable_tqdm=True,
         dataloader_num_workers=0, dataloader_pin_memory=False,
         train_sampling_strategy="group_by_length" if mode == "group_by_length" else "random")

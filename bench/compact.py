@@ -43,7 +43,7 @@ def measure(tasks, steps, repeats, threads=1, setting="compact_embeddings"):
         feats = B.features(s)
         for _ in range(repeats):
             for on in (True, False):
-                tm = B.ours_train(dict(s, **{setting: on}), feats, steps, threads)
+                tm = B.ours_train(s.replace(**{setting: on}), feats, steps, threads)
                 out.append((task, "on" if on else "off", tm["train_examples_per_s"], tm["embedding_rows"]))
                 print(f"[{time.strftime('%H:%M:%S')}] {task} {out[-1][1]}: {out[-1][2]:.1f} ex/s",
                       file=sys.stderr, flush=True)

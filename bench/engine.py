@@ -49,7 +49,7 @@ def measure_train(s, feats, steps, budget, threads=1):
     lengths = (feats["train"]["offsets"][1:] - feats["train"]["offsets"][:-1]).tolist()
     batches = B.train_batches(s, len(lengths), steps)
     real, padded = B.token_counts(batches, lengths, budget)
-    tm = B.ours_train(dict(s, micro_batch_tokens=budget), feats, steps, threads)
+    tm = B.ours_train(s.replace(micro_batch_tokens=budget), feats, steps, threads)
     return {"train_ex_s": tm["train_examples_per_s"], "real_tok_s": real / tm["train_s"],
             "pad_share": 1 - real / padded, "train_s": tm["train_s"]}
 
@@ -98,28 +98,28 @@ def main(argv=None):
             feats = B.features(s, paper_cfg)
         if not a.sweep_only:
             n = (len(feats["train"]["labels"]), len(feats["val"]["labels"]), len(feats["test"]["labels"]))
-            mb = s["micro_batch_tokens"]
+            mb = s.micro_batch_tokens
             log(f"{task}: train with micro-batching ({mb})")
             on = measure_train(s, feats, a.steps, mb)
             log(f"{task}: train without micro-batching")
             off = measure_train(s, feats, a.steps, 0)
             log(f"{task}: eval")
             ev_on = B.ours_eval(s, feats, a.repeats)
-            ev_off = B.unsorted_eval(s, feats, s["batch_size"], a.repeats)
+            ev_off = B.unsorted_eval(s, feats, s.batch_size, a.repeats)
             rows.append([task, f"{n[0]}/{n[1]}/{n[2]}", f"on ({mb})", B.fmt(on["train_ex_s"]),
                          B.fmt(on["real_tok_s"], 0), B.fmt(on["pad_share"], 2), B.fmt(ev_on["eval_ex_s"]),
-                         f"predict, eval_batch_tokens {s['eval_batch_tokens']}"])
+                         f"predict, eval_batch_tokens {s.eval_batch_tokens}"])
             rows.append([task, "", "off (0)", B.fmt(off["train_ex_s"]), B.fmt(off["real_tok_s"], 0),
-                         B.fmt(off["pad_share"], 2), B.fmt(ev_off["eval_ex_s"]), f"unsorted batches of {s['batch_size']}"])
+                         B.fmt(off["pad_share"], 2), B.fmt(ev_off["eval_ex_s"]), f"unsorted batches of {s.batch_size}"])
         if a.sweep:
             for label, cfgs in (("paper", paper_cfg), ("default", [B.PARAMS])):
                 if label not in sweep_settings:
                     continue
                 s2 = B.settings(task, cfgs)
                 f2 = feats if label == "paper" else B.features(s2, cfgs)
-                cap = s2["batch_size"] * s2["max_seq_length"]
+                cap = s2.batch_size * s2.max_seq_length
                 for budget in sorted({0, 128, 256, 384, 512, 768, 1024, 1536, 2048, 4096} - {cap}
-                                     | {s2["micro_batch_tokens"]}):
+                                     | {s2.micro_batch_tokens}):
                     if budget > cap:
                         continue
                     log(f"{task}/{label}: micro_batch_tokens {budget}")
@@ -128,10 +128,10 @@ def main(argv=None):
                                        B.fmt(m["pad_share"], 2)])
                 for budget in (256, 512, 1024, 2048, 4096, 8192):
                     log(f"{task}/{label}: eval_batch_tokens {budget}")
-                    e = B.ours_eval(dict(s2, eval_batch_tokens=budget), f2, a.repeats)
+                    e = B.ours_eval(s2.replace(eval_batch_tokens=budget), f2, a.repeats)
                     eval_rows.append([task, label, budget, B.fmt(e["eval_ex_s"])])
-                e = B.unsorted_eval(s2, f2, s2["batch_size"], a.repeats)
-                eval_rows.append([task, label, f"unsorted b{s2['batch_size']}", B.fmt(e["eval_ex_s"])])
+                e = B.unsorted_eval(s2, f2, s2.batch_size, a.repeats)
+                eval_rows.append([task, label, f"unsorted b{s2.batch_size}", B.fmt(e["eval_ex_s"])])
     print()
     if rows:
         print(B.table(rows, ["task", "train/val/test", "micro-batching", "train ex/s", "real tok/s",

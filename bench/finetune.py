@@ -153,7 +153,7 @@ def pipeline_overheads(repeats: int) -> list[list]:
     return rows
 
 
-def job_overhead(s: dict, feats: dict, repeats: int) -> dict:
+def job_overhead(s, feats: dict, repeats: int) -> dict:
     """Process start to the end of the first optimiser step of a Snakemake-style job
     (`python -m pipeline finetune --settings JSON --features F.pt --threads 1 --out D`)."""
     import torch
@@ -166,7 +166,7 @@ def job_overhead(s: dict, feats: dict, repeats: int) -> dict:
     for _ in range(repeats):
         env = dict(os.environ, BENCH_T0=repr(time.time()), PIPELINE_LOG="WARNING")
         p = subprocess.run([B.PY, str(B.ROOT / "bench" / "probe.py"), "ours", "--", "finetune", "--settings",
-                            canonical(s), "--features", str(tmp / "features.pt"), "--threads", "1",
+                            canonical(s.to_dict()), "--features", str(tmp / "features.pt"), "--threads", "1",
                             "--out", str(tmp / "out")], cwd=B.ROOT, env=env, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(p.stderr[-2000:])
@@ -237,16 +237,16 @@ def main(argv=None):
         log(f"{task}: features")
         feats = B.features(s)
         if shapes is None:
-            shapes = B.model_shapes(load_model(s["model"], 2, attn_implementation=s["attn_implementation"]))
+            shapes = B.model_shapes(load_model(s.model, 2, attn_implementation=s.attn_implementation))
             out["shapes"] = shapes
         lengths = (feats["train"]["offsets"][1:] - feats["train"]["offsets"][:-1]).tolist()
         n_train = len(lengths)
         batches = B.train_batches(s, n_train, a.steps)
         n_ex = sum(len(b) for b in batches)
-        real, padded = B.token_counts(batches, lengths, s["micro_batch_tokens"])
+        real, padded = B.token_counts(batches, lengths, s.micro_batch_tokens)
         flops_real = B.train_flops([lengths[i] for b in batches for i in b], shapes)
-        flops_padded = B.padded_train_flops(batches, lengths, s["micro_batch_tokens"], shapes)
-        r = {"settings": {k: s[k] for k in ("batch_size", "max_seq_length", "epochs", "num_evals", "lr",
+        flops_padded = B.padded_train_flops(batches, lengths, s.micro_batch_tokens, shapes)
+        r = {"settings": {k: getattr(s, k) for k in ("batch_size", "max_seq_length", "epochs", "num_evals", "lr",
                                             "micro_batch_tokens", "eval_batch_tokens", "attn_implementation",
                                             "update_log_steps")},
              "n_train": n_train, "n_val": len(feats["val"]["labels"]), "n_test": len(feats["test"]["labels"]),
@@ -287,7 +287,7 @@ def main(argv=None):
     if probe_s is not None:
         log("per-job overhead (bench/probe.py)")
         out["job_overhead"] = job_overhead(probe_s, probe_f, a.repeats)
-        out["hf_startup"] = hf_startup(probe_s["task"], a.repeats)
+        out["hf_startup"] = hf_startup(probe_s.task, a.repeats)
         for task, r in out["tasks"].items():  # Trainer-best full run, estimated from its measured parts
             fr = r.get("full_run")
             if not fr:

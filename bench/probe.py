@@ -35,11 +35,11 @@ def ours(argv):
     mark("import_torch")
     import pipeline.cli as cli
     import pipeline.optim as optim
-    import pipeline.runner as feats_mod
+    import pipeline.runner as runner
     import pipeline.train as train
 
     mark("import_pipeline")
-    feats_fn, build_fn = feats_mod._features_for, train.build_model
+    feats_fn, build_fn = runner.run_features, train.build_model
 
     def timed_features(*a, **k):
         out = feats_fn(*a, **k)
@@ -59,7 +59,7 @@ def ours(argv):
         mark("first_step")
         raise FirstStep
 
-    feats_mod._features_for = timed_features
+    runner.run_features = timed_features
     train.build_model, optim.AdamW.step = timed_build, first_step
     try:
         cli.main(argv)

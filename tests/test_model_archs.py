@@ -185,3 +185,118 @@ def test_unsupported_architecture_fails_clearly(make):
         reinit_top_layers(model, 1, generator=torch.Generator().manual_seed(7))
     assert "encoder.layer" in str(info.value)
     assert changed_keys(before, model) == set()
+
+
+# ---- pipeline.architecture: the model's config.json against the settings (no weights) ----------
+
+from pipeline.architecture import (REINIT_MODEL_TYPES, local_model_config, model_problems,  # noqa: E402
+                                   usable_positions)
+
+
+def problems(cfg: dict, model="m", reinit_layers=0, reinit_pooler=False, llrd_eta=1.0, max_seq_length=128):
+    return model_problems(cfg, model=model, reinit_layers=reinit_layers, reinit_pooler=reinit_pooler,
+                          llrd_eta=llrd_eta, max_seq_length=max_seq_length)
+
+
+def test_embedded_model_config_is_read_without_weights():
+    cfg = local_model_config("minilm-l6")
+    assert (cfg["model_type"], cfg["num_hidden_layers"], cfg["max_position_embeddings"]) == ("bert", 6, 512)
+    kw = dict(model="minilm-l6", reinit_pooler=True, llrd_eta=0.9)
+    assert problems(cfg, reinit_layers=6, max_seq_length=512, **kw) == []
+    assert problems(cfg, reinit_layers=8, max_seq_length=64, **kw) == ["train.reinit_layers: 8, but minilm-l6 has 6 layers"]
+    [msg] = problems(cfg, reinit_layers=1, max_seq_length=513, **kw)
+    assert msg.startswith("train.max_seq_length: 513, but minilm-l6 takes at most 512 tokens")
+
+
+def test_local_folder_and_hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    assert local_model_config(str(folder)) is None  # a folder without config.json
+    (folder / "config.json").write_text('{"model_type": "roberta", "num_hidden_layers": 3}')
+    assert local_model_config(str(folder)) == {"model_type": "roberta", "num_hidden_layers": 3}
+    cache = tmp_path / "hub"
+    snap = cache / "models--someone--tiny" / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (cache / "models--someone--tiny" / "refs").mkdir()
+    (cache / "models--someone--tiny" / "refs" / "main").write_text("abc123")
+    (snap / "config.json").write_text('{"model_type": "electra", "num_hidden_layers": 2}')
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    assert local_model_config("someone/tiny") == {"model_type": "electra", "num_hidden_layers": 2}
+    assert local_model_config("someone/not-cached") is None  # never the network
+    assert local_model_config("not a valid id!") is None
+
+
+def test_unsupported_architecture_blames_only_the_settings_that_are_on():
+    gpt2 = transformers.GPT2Config(n_layer=2, n_positions=64).to_dict()
+    assert problems(gpt2, model="gpt2", max_seq_length=64) == []  # plain fine-tuning: any classifier
+    [msg] = problems(gpt2, model="gpt2", reinit_layers=2, max_seq_length=64)
+    assert msg.startswith("train.model: gpt2 (model type 'gpt2') has no BERT-style encoder")
+    assert "train.reinit_layers: 2" in msg and "llrd" not in msg and "reinit_pooler" not in msg
+    [msg] = problems(gpt2, model="gpt2", llrd_eta=0.9, reinit_pooler=True, max_seq_length=64)
+    assert "train.llrd_eta: 0.9" in msg and "train.reinit_pooler: true" in msg and "reinit_layers" not in msg
+    assert problems({"model_type": "distilbert", "n_layers": 6}, reinit_layers=1)[0].startswith("train.model: m ")
+
+
+def test_position_limits_and_robertas_padding_offset():
+    bert = transformers.BertConfig(max_position_embeddings=512).to_dict()
+    roberta = transformers.RobertaConfig(max_position_embeddings=514, pad_token_id=1).to_dict()
+    assert usable_positions(bert) == 512 and usable_positions(roberta) == 512
+    assert problems(roberta, max_seq_length=512) == []
+    [msg] = problems(roberta, model="roberta-base", max_seq_length=513)
+    assert msg.startswith("train.max_seq_length: 513, but roberta-base takes at most 512 tokens")
+    assert "padding offset 2" in msg
+    assert problems(bert, max_seq_length=513)[0].startswith("train.max_seq_length: 513")
+    assert problems({"model_type": "xlnet"}, max_seq_length=4096) == []  # no absolute positions: no limit
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta"])
+def test_usable_positions_match_the_model(arch):
+    """The longest input the model takes is the one usable_positions computes (RoBERTa: 2 fewer)."""
+    config_cls, model_cls, extra = ARCHS[arch]
+    cfg = config_cls(**{**COMMON, "max_position_embeddings": 20}, **extra)
+    model = model_cls(cfg).eval()
+    n = usable_positions(cfg.to_dict())
+    with torch.no_grad():
+        model(input_ids=torch.full((1, n), 5))
+        with pytest.raises((IndexError, RuntimeError)):  # past the position table
+            model(input_ids=torch.full((1, n + 1), 5))
+
+
+@pytest.mark.parametrize("model_type", REINIT_MODEL_TYPES)
+def test_reinit_model_types_have_the_layout_reinit_and_llrd_need(model_type):
+    """Every supported type: blocks at <base>.encoder.layer made of Linear and LayerNorm only (what
+    Re-init redraws), every base-model parameter tagged embeddings, block<i> or pooler (LLRD's depths),
+    the head outside the base model; Re-init of the top block then runs."""
+    from pipeline.model import block_of
+
+    cfg = transformers.AutoConfig.for_model(model_type, **COMMON)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSequenceClassification.from_config(cfg)
+    layers = encoder_layers(model)
+    assert len(layers) == N_BLOCKS
+    for layer in layers:
+        for m in layer.modules():
+            if list(m.parameters(recurse=False)):
+                assert isinstance(m, (nn.Linear, nn.LayerNorm)), type(m).__name__
+    prefix = model.base_model_prefix + "."
+    for name, _ in model.named_parameters():
+        tag = block_of(name, model)
+        assert (tag in ("embeddings", "pooler") or tag.startswith("block")) == name.startswith(prefix), name
+    assert problems(cfg.to_dict(), reinit_layers=1, reinit_pooler=True, llrd_eta=0.9, max_seq_length=32) == []
+    reinit_top_layers(model, 1, reinit_pooler=True, generator=torch.Generator().manual_seed(7))
+
+
+def test_plain_finetuning_of_an_unsupported_architecture_builds_its_optimiser():
+    """No encoder.layer (GPT-2): no depth, but parameter groups and drift work (Re-init/LLRD are refused
+    before, by model_problems)."""
+    from pipeline.drift import layer_drift
+    from pipeline.optim import parameter_groups
+
+    model = tiny_gpt2()
+    groups = parameter_groups(model, lr=1e-3)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert {g["lr_scale"] for g in groups} == {1.0}
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    assert (layer_drift(initial, model)["l2"] == 0).all()

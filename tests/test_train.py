@@ -31,7 +31,7 @@ def runs(settings, tiny_features):
 
     def get(task="rte", val_source="dev_half", **over):
         s = settings(task, **over)
-        key = (val_source, json.dumps(s, sort_keys=True))  # the same settings: the same run
+        key = (val_source, s)  # the same settings (a frozen RunSettings): the same run
         if key not in cache:
             feats = tiny_features(task, val_source=val_source)
             t0 = time.perf_counter()
@@ -56,12 +56,12 @@ def test_batch_order_is_a_function_of_the_data_seed(settings):
     orders = []
     for s in (a, b, c):
         torch.manual_seed(len(orders))  # the global RNG plays no part
-        orders.append(batch_order(n, bs, total, seeds.generator("batch_order", s["data_seed"])))
+        orders.append(batch_order(n, bs, total, seeds.generator("batch_order", s.data_seed)))
     assert orders[0] == orders[1] == orders[2]
-    changed = batch_order(n, bs, total, seeds.generator("batch_order", settings("rte", seed=3, data_seed=4)["data_seed"]))
+    changed = batch_order(n, bs, total, seeds.generator("batch_order", settings("rte", seed=3, data_seed=4).data_seed))
     assert changed != orders[0]
     init_changed = settings("rte", seed=3, init_seed=99)
-    assert batch_order(n, bs, total, seeds.generator("batch_order", init_changed["data_seed"])) == orders[0]
+    assert batch_order(n, bs, total, seeds.generator("batch_order", init_changed.data_seed)) == orders[0]
 
 
 def test_batch_order_epochs():
@@ -171,7 +171,7 @@ def test_micro_batch_gradient_equals_whole_batch(settings, tiny_features, task, 
 
     whole_loss, whole = _grads(model, [ex.batch(idx)], len(idx), spec)
     micro_loss, micro = _grads(model, [ex.batch(mb) for mb in mbs], len(idx), spec)
-    padded_loss, padded = _grads(model, [_pad_to(ex.batch(idx), s["max_seq_length"])], len(idx), spec)
+    padded_loss, padded = _grads(model, [_pad_to(ex.batch(idx), s.max_seq_length)], len(idx), spec)
     assert ex.batch(idx)["input_ids"].shape[1] == int(ex.lengths[idx].max())  # padded to its own longest
     assert _rel(whole, micro) < 1e-5
     assert _rel(whole, padded) < 1e-5
@@ -469,9 +469,9 @@ def test_eval_steps(total, n, expected):
 
 
 def test_total_steps():
-    assert total_steps(2490, {"batch_size": 32, "epochs": 3, "max_steps": None}) == 234
-    assert total_steps(1000, {"batch_size": 32, "epochs": 3, "max_steps": None}) == 96
-    assert total_steps(1000, {"batch_size": 32, "epochs": 3, "max_steps": 200}) == 200
+    assert total_steps(2490, batch_size=32, epochs=3, max_steps=None) == 234
+    assert total_steps(1000, batch_size=32, epochs=3, max_steps=None) == 96
+    assert total_steps(1000, batch_size=32, epochs=3, max_steps=200) == 200
 
 
 def test_curve_and_record_structure(runs):
@@ -480,16 +480,39 @@ def test_curve_and_record_structure(runs):
     total = rec["total_steps"]
     assert total == math.ceil(32 / 8) == len(curve)
     assert curve["step"].tolist() == list(range(1, total + 1))
-    assert rec["eval_steps"] == eval_steps(total, s["num_evals"])
-    warmup = int(s["warmup_ratio"] * total)
+    assert rec["eval_steps"] == eval_steps(total, s.num_evals)
+    warmup = int(s.warmup_ratio * total)
     assert rec["warmup_steps"] == warmup
-    expected_lr = [s["lr"] * linear_schedule(k - 1, total, warmup) for k in curve["step"]]
+    expected_lr = [s.lr * linear_schedule(k - 1, total, warmup) for k in curve["step"]]
     np.testing.assert_allclose(curve["lr"].to_numpy(), expected_lr, rtol=1e-12)
     evaluated = curve["val_accuracy"].notna()
     assert curve.loc[evaluated, "step"].tolist() == rec["eval_steps"]
     assert np.isfinite(curve["train_loss"]).all() and (curve["grad_norm"] > 0).all()
     assert (rec["n_train"], rec["n_val"], rec["n_test"]) == (32, 16, 40)
     assert rec["init_seed"] == rec["data_seed"] == 0
+    assert (rec["diverged"], rec["diverged_step"]) == (False, None)
+
+
+def test_run_takes_run_settings(settings, tiny_features):
+    with pytest.raises(TypeError, match="RunSettings"):
+        run(settings("rte").to_dict(), tiny_features("rte"))
+
+
+@pytest.mark.parametrize("bias_correction", [True, False])
+def test_diverged_run_stops_and_is_recorded(runs, bias_correction):
+    """lr 1e6: step 1 moves the weights so far that step 2's loss is NaN. Training stops there with no
+    update, the weights of step 1 are evaluated (validation at step 2, test best and last), and the
+    record, curve and drift end at the divergence."""
+    s, result, seconds = runs("rte", lr=1.0e6, bias_correction=bias_correction)
+    rec, curve = result.record, result.curve
+    assert seconds < 10
+    assert (rec["diverged"], rec["diverged_step"], rec["total_steps"]) == (True, 2, 4)
+    assert curve["step"].tolist() == [1, 2] and np.isfinite(curve["train_loss"].tolist()).tolist() == [True, False]
+    assert rec["eval_steps"] == [2] and rec["best_step"] == 2 and set(rec["val_last"]) == {"accuracy"}
+    assert set(rec["test_best"]) == set(rec["test_last"]) == {"accuracy"}
+    assert result.drift["step"].max() == 2
+    assert np.isfinite(np.concatenate([v.numpy().ravel() for v in result.state_dict.values()
+                                       if v.is_floating_point()])).all()  # no update with a NaN gradient
 
 
 def test_last_and_best_test_metrics_come_from_the_right_weights(runs, settings, tiny_features):
@@ -498,7 +521,7 @@ def test_last_and_best_test_metrics_come_from_the_right_weights(runs, settings, 
     model = build_model(s, task_spec("rte"))
     model.load_state_dict(result.state_dict)
     scores, pred = evaluate(model, Examples(tiny_features("rte")["test"]), task_spec("rte"), torch.device("cpu"),
-                            s["eval_batch_tokens"])
+                            s.eval_batch_tokens)
     assert scores == result.record["test_last"]
     assert result.record["val_last"] == {"accuracy": result.curve["val_accuracy"].iloc[-1]}
 
@@ -630,7 +653,7 @@ def test_tiny_run_every_task(runs, task, val_source):
     rec = result.record
     assert seconds < 60
     assert rec["task"] == task and rec["metric"] == spec.report_metric
-    assert rec["selection_metric"] == s["selection_metric"]
+    assert rec["selection_metric"] == s.selection_metric
     for key in ("val_best", "val_last", "test_best", "test_last"):
         assert set(rec[key]) == set(spec.metrics), key
         for m, v in rec[key].items():
