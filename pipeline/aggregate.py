@@ -34,6 +34,8 @@ def run_row(rec: dict) -> dict:
            "pred_std_last": _num(rec["spread_last"]["pred_std"]),
            "pred_major_share_last": _num(rec["spread_last"]["pred_major_share"]),
            "total_steps": rec["total_steps"], "best_step": rec["best_step"],
+           # the warm-up the engine used (the pull of a decay setting depends on it; older records: absent)
+           "warmup_steps": _num(rec.get("warmup_steps")),
            # the engine stopped the run at a non-finite training loss (records before it: absent = false)
            "diverged": bool(rec.get("diverged", False)),
            "n_train": rec["n_train"], "n_val": rec["n_val"], "n_test": rec["n_test"],

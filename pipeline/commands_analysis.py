@@ -74,14 +74,19 @@ def cmd_select(a):
     members = [c["name"] for c in candidates]
     by_member: dict = {m: [] for m in members}
     seeds: dict = {m: [] for m in members}
+    metric = ""
     for path in a.records:
         rec = json.loads(Path(path).read_text())
         if rec["task"] != a.task or rec["condition"] not in by_member:
             raise SystemExit(f"{path}: not a run of {a.task}/{a.family}")
-        by_member[rec["condition"]].append(rec["val_best"][rec["selection_metric"]])
+        metric = rec["selection_metric"]
+        # None (JSON's NaN) stays in: choose() scores an undefined correlation as no skill
+        by_member[rec["condition"]].append(rec["val_best"][metric])
         seeds[rec["condition"]].append(rec["seed"])
-    out = choose([{**c, "val": by_member[c["name"]]} for c in candidates])
-    out.update(task=a.task, family=a.family, seeds=sorted({s for v in seeds.values() for s in v}))
+    out = choose([{**c, "val": by_member[c["name"]], "metric": metric} for c in candidates])
+    # the seeds the selection actually used (the selection table compares them with the report runs' seeds)
+    out.update(task=a.task, family=a.family, metric=metric,
+               seeds=sorted({s for v in seeds.values() for s in v}))
     atomic_write_json(a.out, out)
 
 
@@ -118,8 +123,9 @@ def register_calibration(sub):
                    help="the calibration study's configuration files, merged in order "
                         "(default: params.yaml configs/calibration.yaml)")
     q.add_argument("--margin", type=float, default=0.10,
-                   help="a setting 'learns' when its mean validation score beats the validation half's "
-                        "majority-class score by at least this much (0-1 scale; default 0.10)")
+                   help="a setting 'learns' when the mean validation score of its LAST checkpoint (a score "
+                        "not used to pick a checkpoint) beats the validation half's majority-class score by at "
+                        "least this much (0-1 scale; default 0.10)")
     q.add_argument("--out", default="results/calibration",
                    help="output folder: calibration.csv, chosen.json, calibration.md "
                         "(default: results/calibration)")

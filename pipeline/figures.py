@@ -1,10 +1,11 @@
 """The paper's figures at this study's scale: seaborn/matplotlib (Agg), one PNG per figure with the CSV
 of exactly the numbers it plots beside it (same stem), and figures/index.json with each caption.
 
-Which figures a study gets is decided from its configuration (analysis_cli.planned_figures), so the
-workflow knows every file in advance; a planned figure whose data turn out to be missing is still
-written, with a panel saying so and an empty CSV. Output is deterministic: fixed seeds for the
-expected-performance draws, no timestamps or version strings in the PNG metadata.
+Which figures a study gets, and the paper item each regenerates, is the one list plan.FIGURES, so the
+workflow knows every file in advance; this module only draws them (DRAW: name -> drawing function). A
+planned figure whose data turn out to be missing is still written, with a panel saying so and an empty
+CSV. Output is deterministic: fixed seeds for the expected-performance draws, no timestamps or version
+strings in the PNG metadata.
 
 Values are on the metric's 0-1 scale, as the paper's figures show them.
 """
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .analysis_cli import family_of, families_swept_on, planned_figures, roles
+from .plan import FIGURE_BY_NAME, family_of, families_swept_on, planned_figures, report_runs, roles
 from .io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 DPI = 100
@@ -113,13 +114,7 @@ class Ctx:
         self.cfg, self.root, self.runs, self.curves, self.drift = cfg, Path(root), runs, curves, drift
         self.roles = roles(cfg)
         self.a = cfg["analysis"]
-        rep = self.a["report_seeds"]
-        seeds = None
-        if rep:
-            seeds = set()
-            for n in rep:
-                seeds |= {int(s) for s in cfg["seeds"][n]}
-        self.report = runs if seeds is None else runs[runs["seed"].astype(int).isin(seeds)]
+        self.report = report_runs(runs, cfg)
         self.tasks = sorted(runs["task"].unique()) if len(runs) else []
 
     def metric_label(self, task, split="test"):
@@ -364,8 +359,9 @@ def fig_test_by_condition(ctx, plt, sns):
     fig.tight_layout()
     cap = (
         "Test metric (best-validation checkpoint) of every run per condition and task: box of quartiles and "
-        "median, every run as a point, degenerate runs as red crosses (runs with a NaN metric cannot be drawn and "
-        "are listed in the CSV and the degenerate table). Report seeds only."
+        "median, every run as a point, degenerate runs as red crosses (an undefined correlation of a collapsed run "
+        "is drawn at 0, no skill, as the tests score it; a metric missing for another reason cannot be drawn and "
+        "is listed in the CSV and the degenerate table). Report seeds only."
     )
     return fig, data, cap
 
@@ -1058,23 +1054,24 @@ def fig10b_spread_sources(ctx, plt, sns):
     )
 
 
-FIGURES = {
-    "fig01_bias_ratio": (fig01_bias_ratio, "Figure 1"),
-    "fig02_optimiser_test": (fig02_optimiser_test, "Figure 2"),
-    "fig03_train_loss_optimiser": (fig03_train_loss_optimiser, "Figures 3, 11"),
-    "fig_test_by_condition": (fig_test_by_condition, "(test metric per condition; Tables 1-2 as plots)"),
-    "fig04_expected_test": (fig04_expected_test, "Figure 4"),
-    "fig12_expected_val": (fig12_expected_val, "Figure 12"),
-    "fig05_reinit_val": (fig05_reinit_val, "Figures 5, 13"),
-    "fig05b_metric_vs_layers": (fig05b_metric_vs_layers, "(metric vs number of re-initialised layers)"),
-    "fig06_train_loss_reinit": (fig06_train_loss_reinit, "Figure 6"),
-    "fig07_drift_steps": (fig07_drift_steps, "Figures 7, 15-18"),
-    "fig07b_drift_depth": (fig07b_drift_depth, "(drift against depth, Sec. 5)"),
-    "fig08_val_curves": (fig08_val_curves, "Figures 8, 14 (curves)"),
-    "fig08b_metric_vs_steps": (fig08b_metric_vs_steps, "Figures 8, 14"),
-    "fig09_seed_grid": (fig09_seed_grid, "Figure 9"),
-    "fig10_seed_std": (fig10_seed_std, "Figure 10"),
-    "fig10b_spread_sources": (fig10b_spread_sources, "(sources of the spread incl. the training subset)"),
+# name -> drawing function; which figures exist, and what each shows of the paper, is plan.FIGURES
+DRAW = {
+    "fig01_bias_ratio": fig01_bias_ratio,
+    "fig02_optimiser_test": fig02_optimiser_test,
+    "fig03_train_loss_optimiser": fig03_train_loss_optimiser,
+    "fig_test_by_condition": fig_test_by_condition,
+    "fig04_expected_test": fig04_expected_test,
+    "fig12_expected_val": fig12_expected_val,
+    "fig05_reinit_val": fig05_reinit_val,
+    "fig05b_metric_vs_layers": fig05b_metric_vs_layers,
+    "fig06_train_loss_reinit": fig06_train_loss_reinit,
+    "fig07_drift_steps": fig07_drift_steps,
+    "fig07b_drift_depth": fig07b_drift_depth,
+    "fig08_val_curves": fig08_val_curves,
+    "fig08b_metric_vs_steps": fig08b_metric_vs_steps,
+    "fig09_seed_grid": fig09_seed_grid,
+    "fig10_seed_std": fig10_seed_std,
+    "fig10b_spread_sources": fig10b_spread_sources,
 }
 
 
@@ -1095,8 +1092,8 @@ def run_figures(cfg: dict, root, runs_flagged, curves_csv, drift_csv, out_dir, n
     out = Path(out_dir)
     index = []
     for name in names or planned_figures(cfg):
-        fn, item = FIGURES[name]
-        fig, data, caption = fn(ctx, plt, sns)
+        item = FIGURE_BY_NAME[name].label
+        fig, data, caption = DRAW[name](ctx, plt, sns)
         atomic_write_bytes(out / f"{name}.png", png_bytes(fig))
         plt.close(fig)
         atomic_write_csv(out / f"{name}.csv", data)
@@ -1115,4 +1112,4 @@ def png_size(path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-__all__ = ["run_figures", "FIGURES", "png_size", "png_bytes", "plain_runs", "block_order"]
+__all__ = ["run_figures", "DRAW", "png_size", "png_bytes", "plain_runs", "block_order"]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .analysis_cli import planned_figures, planned_tables
 from .io import atomic_write_text
+from .plan import FIGURES, planned_figures, planned_tables
 
 TABLE_CODE = {
     "claims": "table_claims",
@@ -31,13 +31,14 @@ TABLE_CODE = {
 
 OFFLINE = "the MNLI and QQP training sets are not available offline, and QNLI has only its dev set here"
 CLUSTER = "configs/paper.yaml (bert-large-uncased, full data, 20-50 seeds) on a GPU cluster"
-NO_OPT = "this study's grid has no BERTAdam/debiased pair on one task"
-NO_SWEEP = "this study's grid has no Re-init sweep (a condition with a list of reinit_layers)"
+TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "sts-b": "STS-B", "cola": "CoLA", "sst-2": "SST-2", "qnli": "QNLI",
+              "qqp": "QQP", "mnli": "MNLI"}
+LARGE = {"sst-2", "qnli", "qqp", "mnli"}
 
-# Every table and figure of the paper (main text and appendix): (item, what it shows, the outputs that
-# regenerate it here (table or figure names; name@task: only when the study has that task, @large: one of
-# the four large tasks), why it is not produced when those outputs are absent, what the paper's own
-# scale needs beyond this study).
+# Every table and figure of the paper (main text and appendix): (item, what it shows, the tables that
+# regenerate it here (name@task: only when the study has that task), why it is not produced when they are
+# absent, what the paper's own scale needs beyond this study). A figure item's outputs are the figures of
+# plan.FIGURES that cover it, and its reason, when absent, the figure's own (or the item's, for @large).
 PAPER_ITEMS = [
     (
         "Table 1",
@@ -85,107 +86,44 @@ PAPER_ITEMS = [
         f"{{columns: {{roberta_standard: ..., roberta_reinit: ..., electra_standard: ..., electra_reinit: ...}}}}",
         "",
     ),
-    ("Figure 1", "bias of BERTAdam's update against steps", ["fig01_bias_ratio"], "", ""),
-    ("Figure 2", "test performance, BERTAdam vs debiased (box plots)", ["fig02_optimiser_test"], NO_OPT, ""),
-    ("Figure 3", "training loss, BERTAdam vs debiased (RTE)", ["fig03_train_loss_optimiser"], NO_OPT, ""),
-    ("Figure 4", "expected test performance vs number of trials", ["fig04_expected_test"], "", ""),
-    (
-        "Figure 5",
-        "validation distribution vs Re-init L (RTE, MRPC)",
-        ["fig05_reinit_val", "fig05b_metric_vs_layers"],
-        NO_SWEEP,
-        "",
-    ),
-    (
-        "Figure 6",
-        "training loss, Standard vs Re-init",
-        ["fig06_train_loss_reinit"],
-        "this study's grid has no Standard/Re-init pair on one task",
-        "",
-    ),
-    (
-        "Figure 7",
-        "per-block L2 drift vs steps, Standard vs Re-init L",
-        ["fig07_drift_steps", "fig07b_drift_depth"],
-        "this study's grid has no Standard runs",
-        "the paper's 24 blocks of BERT-large need configs/paper.yaml",
-    ),
-    (
-        "Figure 8",
-        "validation metric vs training iterations (1k datasets)",
-        ["fig08b_metric_vs_steps", "fig08_val_curves"],
-        "this study's grid has neither Standard and Longer nor a step sweep",
-        f"the 1k datasets and the step grid 96-3200 need {CLUSTER}",
-    ),
-    (
-        "Figure 9",
-        "validation grid over init seed x data seed (RTE)",
-        ["fig09_seed_grid"],
-        "needs runs whose initialisation and data-order seeds differ: the seed-grid overlay (`snakemake --cores 2 "
-        "--configfile configs/seed-grid.yaml`, about 26 min here; its output is committed in results/seed-grid/figures/); "
-        "configs/paper.yaml holds the paper's 10 x 10",
-        "",
-    ),
-    (
-        "Figure 10",
-        "std with one seed fixed (RTE)",
-        ["fig10_seed_std", "fig10b_spread_sources"],
-        "needs the seed-grid overlay (configs/seed-grid.yaml; committed output in results/seed-grid/figures/; "
-        "configs/paper.yaml for the paper's 10 x 10)",
-        "",
-    ),
-    (
-        "Figure 11",
-        "training loss, BERTAdam vs debiased, all four tasks",
-        ["fig03_train_loss_optimiser"],
-        NO_OPT,
-        "the paper's four tasks at full size need configs/paper.yaml",
-    ),
-    ("Figure 12", "expected validation performance vs number of trials", ["fig12_expected_val"], "", ""),
-    (
-        "Figure 13",
-        "validation distribution vs Re-init L, 12 datasets",
-        ["fig05_reinit_val"],
-        NO_SWEEP,
-        f"the paper's 12 datasets need {CLUSTER}; {OFFLINE}",
-    ),
-    (
-        "Figure 14",
-        "validation metric vs iterations, SST/QNLI/QQP/MNLI (1k)",
-        ["fig08b_metric_vs_steps@large"],
-        f"{OFFLINE}; SST-2 (1k) can run here in a study that includes sst-2 with train_size 1000 and Standard and "
-        f"Longer (or a step sweep)",
-        "",
-    ),
-    (
-        "Figure 15",
-        "L2 drift of all 24 blocks, RTE",
-        ["fig07_drift_steps@rte"],
-        "this study has no RTE runs",
-        "BERT-large's 24 blocks need configs/paper.yaml",
-    ),
-    (
-        "Figure 16",
-        "L2 drift of all 24 blocks, MRPC",
-        ["fig07_drift_steps@mrpc"],
-        "this study has no MRPC runs",
-        "BERT-large's 24 blocks need configs/paper.yaml",
-    ),
-    (
-        "Figure 17",
-        "L2 drift of all 24 blocks, STS-B",
-        ["fig07_drift_steps@sts-b"],
-        "this study has no STS-B runs",
-        "BERT-large's 24 blocks need configs/paper.yaml",
-    ),
-    (
-        "Figure 18",
-        "L2 drift of all 24 blocks, CoLA",
-        ["fig07_drift_steps@cola"],
-        "this study has no CoLA runs",
-        "BERT-large's 24 blocks need configs/paper.yaml",
-    ),
+    ("Figure 1", "bias of BERTAdam's update against steps", None, "", ""),
+    ("Figure 2", "test performance, BERTAdam vs debiased (box plots)", None, "", ""),
+    ("Figure 3", "training loss, BERTAdam vs debiased (RTE)", None, "", ""),
+    ("Figure 4", "expected test performance vs number of trials", None, "", ""),
+    ("Figure 5", "validation distribution vs Re-init L (RTE, MRPC)", None, "", ""),
+    ("Figure 6", "training loss, Standard vs Re-init", None, "", ""),
+    ("Figure 7", "per-block L2 drift vs steps, Standard vs Re-init L", None, "",
+     "the paper's 24 blocks of BERT-large need configs/paper.yaml"),
+    ("Figure 8", "validation metric vs training iterations (1k datasets)", None, "",
+     f"the 1k datasets and the step grid 96-3200 need {CLUSTER}"),
+    ("Figure 9", "validation grid over init seed x data seed (RTE)", None, "", ""),
+    ("Figure 10", "std with one seed fixed (RTE)", None, "", ""),
+    ("Figure 11", "training loss, BERTAdam vs debiased, all four tasks", None, "",
+     "the paper's four tasks at full size need configs/paper.yaml"),
+    ("Figure 12", "expected validation performance vs number of trials", None, "", ""),
+    ("Figure 13", "validation distribution vs Re-init L, 12 datasets", None, "",
+     f"the paper's 12 datasets need {CLUSTER}; {OFFLINE}"),
+    ("Figure 14", "validation metric vs iterations, SST/QNLI/QQP/MNLI (1k)", None,
+     f"{OFFLINE}; SST-2 (1k) can run here in a study that includes sst-2 with train_size 1000 and Standard and "
+     f"Longer (or a step sweep)", ""),
+    ("Figure 15", "L2 drift of all 24 blocks, RTE", None, "", "BERT-large's 24 blocks need configs/paper.yaml"),
+    ("Figure 16", "L2 drift of all 24 blocks, MRPC", None, "", "BERT-large's 24 blocks need configs/paper.yaml"),
+    ("Figure 17", "L2 drift of all 24 blocks, STS-B", None, "", "BERT-large's 24 blocks need configs/paper.yaml"),
+    ("Figure 18", "L2 drift of all 24 blocks, CoLA", None, "", "BERT-large's 24 blocks need configs/paper.yaml"),
 ]
+
+
+def item_outputs(item: str, tables) -> list[str]:
+    """The outputs that regenerate a paper item: its tables, or the figures of plan.FIGURES covering it."""
+    if tables is not None:
+        return list(tables)
+    out = []
+    for f in FIGURES:
+        for cover in f.covers:
+            it, _, cond = cover.partition("@")
+            if it == item:
+                out.append(f"{f.name}@{cond}" if cond else f.name)
+    return out
 
 
 def _study_tasks(cfg) -> list[str]:
@@ -222,38 +160,41 @@ def _snakemake_cmd(cfg, target) -> str:
 
 
 def paper_map_rows(cfg, tables_dir, figures_dir, base_dir) -> list[dict]:
-    """One row per paper item: produced files (relative to base_dir) or the reason."""
+    """One row per paper item: produced files (relative to base_dir) or the reason it is not produced."""
     tables, figs = set(planned_tables(cfg)), set(planned_figures(cfg))
     tasks = set(_study_tasks(cfg))
-    large = {"sst-2", "qnli", "qqp", "mnli"}
+    absent = {f.name: f.absent for f in FIGURES}
 
     def rel(p):
         return os.path.relpath(p, base_dir)
 
     rows = []
-    for item, what, outs, reason, scale in PAPER_ITEMS:
-        files, code, target = [], [], []
-        for out in outs:
+    for item, what, table_outs, reason, scale in PAPER_ITEMS:
+        files, code, target, why = [], [], [], []
+        for out in item_outputs(item, table_outs):
             name, _, cond = out.partition("@")
-            if cond == "large" and not (tasks & large):
+            if cond == "large" and not (tasks & LARGE):
+                why.append(reason or f"this study has none of the large tasks ({', '.join(sorted(LARGE))})")
                 continue
-            if cond and cond not in ("large",) and cond not in tasks:
+            if cond and cond != "large" and cond not in tasks:
+                why.append(reason or f"this study has no {TASK_NAMES.get(cond, cond)} runs")
                 continue
             if name in tables:
                 files += [rel(Path(tables_dir) / f"{name}.{e}") for e in ("md", "tex", "csv")]
                 fn = TABLE_CODE.get(name, "table_layout1")
-                code.append(f"pipeline/analysis.py ({fn})")
+                code.append(f"pipeline/tables.py ({fn})")
                 target.append(_snakemake_cmd(cfg, f"{Path(tables_dir).as_posix()}/{name}.md"))
             elif name in figs:
                 files += [rel(Path(figures_dir) / f"{name}.{e}") for e in ("png", "csv")]
                 code.append(f"pipeline/figures.py ({name})")
                 target.append(_snakemake_cmd(cfg, f"{Path(figures_dir).as_posix()}/{name}.png"))
+            else:
+                why.append(absent.get(name) or reason or "not in this study")
         status = "produced" if files else "not produced here"
-        note = (
-            (f"at this study's scale ({scale})" if scale else "")
-            if files
-            else (reason or "not in this study")
-        )
+        if files:
+            note = f"at this study's scale ({scale})" if scale else ""
+        else:
+            note = "; ".join(dict.fromkeys(why)) if why else (reason or "not in this study")
         rows.append(
             {
                 "item": item,

@@ -1,16 +1,22 @@
 """Statistics for comparing fine-tuning conditions across seeds.
 
 Pure functions over numbers (numpy/scipy/pandas only, no files, no torch), so every claim the study
-makes about "better", "less variance" or "fewer failed runs" can be checked by a test. Every threshold
-is a parameter; those the study configures (alpha, power, n_boot, boot_seed, the collapse thresholds,
-the expected-performance draws and seed) have no default here: the caller passes the values from
-configuration (params.yaml), the one place they are set.
+makes about "better", "adds little", "less variance" or "fewer failed runs" can be checked by a test.
+Every threshold is a parameter; those the study configures (alpha, power, n_boot, boot_seed, the
+collapse thresholds, the smallest effects of interest, the expected-performance draws and seed) have
+no default here: the caller passes the values from configuration (params.yaml), the one place they
+are set.
 
 Conventions:
 - Metric values are on the 0-1 scale, as the pipeline records them (the paper prints x100).
 - `compare(a, b)` asks whether condition b is better than condition a: effects are b - a.
-- NaN marks a run whose metric could not be computed (e.g. a collapsed run's correlation). Such runs are
-  counted, never silently lost, but they are excluded from moment-based tests, which cannot use them.
+- NaN marks a run whose metric could not be computed. The analysis scores a correlation that is
+  undefined because the predictions are constant as no skill (0) before it gets here, so such runs
+  enter every test; a NaN that still arrives is counted (n_nan) and left out of moment-based tests.
+- An interval always belongs to the test that decides: the paired t interval for a paired comparison,
+  Student's (the paper's) for an unpaired one, at level 1 - 2 alpha for a one-tailed test at alpha, so
+  its bound in the tested direction excludes the null value exactly when the test rejects. The
+  percentile bootstrap is kept as a secondary, labelled interval (it undercovers at 4-16 seeds).
 - Functions never raise on degenerate numbers (n < 2, zero variance, all NaN): they return NaN for
   whatever is not computable. They do raise on malformed input (unknown metric, mismatched lengths).
 """
@@ -27,7 +33,18 @@ from scipy import stats as st
 CORRELATION_METRICS = ("spearman", "pearson", "mcc")
 MAJORITY_METRICS = ("accuracy", "f1")
 ALTERNATIVES = ("greater", "less", "two-sided")
+EXPECTS = ("better", "no_gain")
 _NAN = float("nan")
+
+# Verdicts, and the categories `verdict` returns beside them (callers read these fields, never the text).
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "uninformative")
+CATEGORIES = {
+    "reproduced": ("effect in the paper's direction", "gain excluded", "both sub-claims"),
+    "not reproduced": ("opposite effect", "paper's effect excluded", "significant gain", "a sub-claim refuted"),
+    "inconclusive": ("significant before Holm only", "too few seeds", "no effect", "gain not excluded",
+                     "not computable", "partly reproduced", "mixed across tasks"),
+    "uninformative": ("setting too weak",),
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,6 +116,46 @@ def _student(a: np.ndarray, b: np.ndarray, alternative: str) -> tuple[float, flo
 def _percentile_ci(stat: np.ndarray, ci_level: float) -> tuple[float, float]:
     lo, hi = np.percentile(stat, [100 * (1 - ci_level) / 2, 100 * (1 + ci_level) / 2])
     return float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------------------------
+# 0. t intervals (vectorised: the coverage simulations call these on thousands of samples at once)
+
+def interval_level(alpha: float, tails: int) -> float:
+    """The two-sided interval level that matches a test at alpha: 1 - 2 alpha for a one-tailed test (its
+    bound in the tested direction is the one-sided 1 - alpha bound), 1 - alpha for a two-tailed one."""
+    if tails not in (1, 2):
+        raise ValueError(f"tails must be 1 or 2, got {tails!r}")
+    return 1 - 2 * alpha if tails == 1 else 1 - alpha
+
+
+def t_interval(estimate, se, df, level: float):
+    """estimate -/+ t_{(1+level)/2, df} * se: the two-sided `level` t interval (arrays broadcast)."""
+    with np.errstate(all="ignore"):
+        q = st.t.ppf((1 + level) / 2, df)
+        est, se = np.asarray(estimate, np.float64), np.asarray(se, np.float64)
+        lo, hi = est - q * se, est + q * se
+    if np.ndim(lo) == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def paired_t_interval(d, level: float, axis: int = -1):
+    """The paired t interval of the mean of the differences d along `axis` (vectorised)."""
+    d = np.asarray(d, np.float64)
+    n = d.shape[axis]
+    with np.errstate(all="ignore"):
+        se = d.std(axis=axis, ddof=1) / math.sqrt(n)
+    return t_interval(d.mean(axis=axis), se, n - 1, level)
+
+
+def non_superiority_p(estimate, se, df, margin):
+    """One-sided p of H0 "the gain is at least `margin`" against H1 "the gain is below it": the test
+    behind "the method adds little". It rejects at alpha exactly when the upper bound of the 1 - 2 alpha
+    t interval lies below the margin (arrays broadcast)."""
+    with np.errstate(all="ignore"):
+        p = st.t.cdf((np.asarray(estimate, np.float64) - margin) / np.asarray(se, np.float64), df)
+    return float(p) if np.ndim(p) == 0 else p
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,6 +324,107 @@ def seeds_needed_paired(dz: float, alpha: float = 0.05, power: float = 0.8, alte
     return _seeds_needed(lambda e, n: power_paired(e, n, alpha, tail), dz, 2, power, max_n, alternative)
 
 
+def fisher_power(share_a: float, share_b: float, n_a: int, n_b: int, alpha: float) -> float:
+    """Exact power of Fisher's one-tailed test "a has more degenerate runs than b" when runs of a and b
+    degenerate independently with probabilities share_a and share_b: every outcome (k_a, k_b) is
+    enumerated, weighted by its binomial probability."""
+    if n_a < 1 or n_b < 1 or _isnan(share_a) or _isnan(share_b):
+        return _NAN
+    ka = np.arange(n_a + 1)[:, None]
+    kb = np.arange(n_b + 1 if share_b > 0 else 1)[None, :]  # share_b = 0: only k_b = 0 can occur
+    # one-tailed Fisher p = P(X >= k_a), X hypergeometric with k_a + k_b degenerate among n_a + n_b runs
+    p = st.hypergeom.sf(ka - 1, n_a + n_b, ka + kb, n_a)
+    w = st.binom.pmf(ka, n_a, share_a) * st.binom.pmf(kb, n_b, share_b)
+    return float(np.sum(w * (p < alpha)))
+
+
+def fisher_mde_share(n_a: int, n_b: int, alpha: float, power: float) -> float:
+    """Smallest share of degenerate baseline runs (against none under the treatment, as the paper
+    reports for debiased Adam) that Fisher's test detects with this power: NaN when even 100% is not."""
+    if n_a < 1 or n_b < 1 or fisher_power(1.0, 0.0, n_a, n_b, alpha) < power:
+        return _NAN
+    return float(optimize.brentq(lambda s: fisher_power(s, 0.0, n_a, n_b, alpha) - power, 1e-9, 1.0,
+                                 xtol=1e-6))
+
+
+def fisher_seeds_needed(share: float, alpha: float, power: float, max_n: int):
+    """Runs per condition at which Fisher's test detects `share` degenerate baseline runs (none under the
+    treatment) with this power; math.inf beyond max_n or for a share <= 0."""
+    if _isnan(share):
+        return _NAN
+    if share <= 0:
+        return math.inf
+    lo, hi = 1, 1
+    while fisher_power(min(1.0, share), 0.0, hi, hi, alpha) < power:
+        if hi >= max_n:
+            return math.inf
+        lo, hi = hi + 1, min(max_n, hi * 2)
+    # an exact test's power is not monotone in n: scan for the first n that reaches it
+    return next(n for n in range(lo, hi + 1) if fisher_power(min(1.0, share), 0.0, n, n, alpha) >= power)
+
+
+def _bf_t(za: np.ndarray, zb: np.ndarray):
+    """Pooled t of the mean absolute deviations from the group medians, a minus b, along the last axis:
+    with two groups Brown-Forsythe's F is this t squared, so its sign gives the one-tailed test."""
+    na, nb = za.shape[-1], zb.shape[-1]
+    with np.errstate(all="ignore"):
+        ss = ((za - za.mean(-1, keepdims=True)) ** 2).sum(-1) + ((zb - zb.mean(-1, keepdims=True)) ** 2).sum(-1)
+        se = np.sqrt(ss / (na + nb - 2) * (1 / na + 1 / nb))
+        return (za.mean(-1) - zb.mean(-1)) / se, se
+
+
+def spread_power(ratio: float, n_a: int, n_b: int, alpha: float, *, reps: int, seed: int) -> float:
+    """Power of the one-tailed Brown-Forsythe test "a spreads more than b" when a's standard deviation
+    is `ratio` times b's (normal runs), from `reps` seeded simulated studies (no closed form exists)."""
+    if n_a < 3 or n_b < 3 or _isnan(ratio) or reps < 1:
+        return _NAN
+    rng = np.random.Generator(np.random.PCG64(seed))
+    hits, step = 0, max(1, 2_000_000 // (n_a + n_b))  # bounded memory at large n
+    for s in range(0, reps, step):
+        m = min(step, reps - s)
+        a = ratio * rng.standard_normal((m, n_a))
+        b = rng.standard_normal((m, n_b))
+        t, _ = _bf_t(np.abs(a - np.median(a, -1, keepdims=True)), np.abs(b - np.median(b, -1, keepdims=True)))
+        hits += int(np.sum(np.nan_to_num(st.t.sf(t, n_a + n_b - 2), nan=1.0) < alpha))
+    return hits / reps
+
+
+def spread_mde_ratio(n_a: int, n_b: int, alpha: float, power: float, *, reps: int, seed: int) -> float:
+    """Smallest sd ratio (a over b) the one-tailed Brown-Forsythe test detects with this power."""
+    f = lambda r: spread_power(r, n_a, n_b, alpha, reps=reps, seed=seed) - power  # noqa: E731
+    if n_a < 3 or n_b < 3 or f(1e3) < 0:
+        return _NAN
+    lo, hi = 1.0, 2.0
+    while f(hi) < 0:
+        lo, hi = hi, hi * 2
+    for _ in range(40):  # bisection on common random numbers (brentq needs a continuous function)
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+        if hi - lo < 1e-3:
+            break
+    return float(hi)
+
+
+def spread_seeds_needed(ratio: float, alpha: float, power: float, *, reps: int, seed: int, max_n: int):
+    """Runs per condition at which the one-tailed Brown-Forsythe test detects an sd ratio `ratio`."""
+    if _isnan(ratio):
+        return _NAN
+    if ratio <= 1:
+        return math.inf
+    lo, hi = 3, 3
+    while spread_power(ratio, hi, hi, alpha, reps=reps, seed=seed) < power:
+        if hi >= max_n:
+            return math.inf
+        lo, hi = hi + 1, min(max_n, hi * 2)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if spread_power(ratio, mid, mid, alpha, reps=reps, seed=seed) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return int(lo)
+
+
 # ----------------------------------------------------------------------------------------------
 # 4. comparing two conditions
 
@@ -321,8 +479,7 @@ def brown_forsythe_p(a, b) -> float:
 
 
 def compare(a, b, *, alpha: float, n_boot: int, boot_seed: int, power: float, seeds_a=None, seeds_b=None,
-            alternative: str = "greater", ci_level: float = 0.95, min_pairs: int = 3,
-            max_seeds: int = 10_000) -> dict:
+            alternative: str = "greater", ci_level: float | None = None, min_pairs: int = 3) -> dict:
     """Every test of "condition b is better than condition a" (effect = b - a) that the study reports.
 
     Why several tests: the paper used Student's one-tailed t-test over independent seeds; seeds shared by
@@ -331,12 +488,16 @@ def compare(a, b, *, alpha: float, n_boot: int, boot_seed: int, power: float, se
     variance claims; the minimum detectable effect says what a non-significant result can rule out.
 
     One-tailed p-values follow `alternative` (scipy's convention for test(b, a)); Levene is two-sided.
-    n_a/n_b count the finite runs used, n_nan_a/n_nan_b the NaN runs dropped. With seeds_a and seeds_b
-    the runs are paired by an inner join on seed (finite in both). The bootstrap CIs are percentile
-    intervals (level ci_level) from numpy's PCG64(boot_seed): the paired one resamples pairs, the
-    unpaired one resamples each condition. `paired` is True when n_pairs >= min_pairs; seeds_needed then
-    refers to pairs, else to seeds per group. All keys are always present; NaN where not computable."""
+    n_a/n_b count the finite runs used, n_nan_a/n_nan_b the NaN runs left out. With seeds_a and seeds_b
+    the runs are paired by an inner join on seed (finite in both). Each t-test comes with its own t
+    interval (paired_ci_*, student_ci_*, welch_ci_*) at `ci_level`, by default the level that matches the
+    test (interval_level: 1 - 2 alpha one-tailed, 1 - alpha two-sided). The bootstrap intervals
+    (boot_ci_*; secondary) are percentile intervals at the same level from numpy's PCG64(boot_seed): the
+    paired one resamples pairs, the unpaired one each condition. `paired` is True when n_pairs >=
+    min_pairs. All keys are always present; NaN where not computable."""
     _check_alternative(alternative)
+    if ci_level is None:
+        ci_level = interval_level(alpha, 2 if alternative == "two-sided" else 1)
     a_all = np.asarray(a if a is not None else [], np.float64).ravel()
     b_all = np.asarray(b if b is not None else [], np.float64).ravel()
     fa, fb = a_all[np.isfinite(a_all)], b_all[np.isfinite(b_all)]
@@ -354,8 +515,17 @@ def compare(a, b, *, alpha: float, n_boot: int, boot_seed: int, power: float, se
     sp = _pooled_sd(fa, fb)
     t_student, df_student, r["student_p"] = _student(fa, fb, alternative)
     r["student_t"], r["student_df"] = t_student, df_student
-    r["welch_p"] = (_quiet(st.ttest_ind, fb, fa, equal_var=False, alternative=alternative)
-                    if na >= 2 and nb >= 2 and (var_a > 0 or var_b > 0) else _NAN)
+    r["student_se"] = sp * math.sqrt(1 / na + 1 / nb) if na and nb and np.isfinite(sp) and sp > 0 else _NAN
+    r["student_ci_low"], r["student_ci_high"] = (t_interval(r["diff"], r["student_se"], df_student, ci_level)
+                                                 if np.isfinite(r["student_se"]) else (_NAN, _NAN))
+    se_w = math.sqrt(var_a / na + var_b / nb) if na >= 2 and nb >= 2 else _NAN
+    if np.isfinite(se_w) and se_w > 0:
+        df_w = se_w ** 4 / ((var_a / na) ** 2 / (na - 1) + (var_b / nb) ** 2 / (nb - 1))
+        r["welch_t"], r["welch_df"], r["welch_se"] = r["diff"] / se_w, float(df_w), se_w
+        r["welch_p"] = _t_p(r["welch_t"], df_w, alternative)
+        r["welch_ci_low"], r["welch_ci_high"] = t_interval(r["diff"], se_w, df_w, ci_level)
+    else:
+        r.update(welch_t=_NAN, welch_df=_NAN, welch_se=_NAN, welch_p=_NAN, welch_ci_low=_NAN, welch_ci_high=_NAN)
     r["mannwhitney_p"] = (_quiet(st.mannwhitneyu, fb, fa, alternative=alternative)
                           if na >= 1 and nb >= 1 and np.ptp(np.concatenate([fa, fb])) > 0 else _NAN)
 
@@ -392,36 +562,36 @@ def compare(a, b, *, alpha: float, n_boot: int, boot_seed: int, power: float, se
     r["paired"] = bool(n_pairs >= min_pairs)
     r["paired_diff_mean"] = float(d.mean()) if n_pairs else _NAN
     r["paired_diff_sd"] = sd_d
-    t_paired = r["paired_diff_mean"] / (sd_d / math.sqrt(n_pairs)) if n_pairs >= 2 and sd_d > 0 else _NAN
+    r["paired_se"] = sd_d / math.sqrt(n_pairs) if n_pairs >= 2 and sd_d > 0 else _NAN
+    t_paired = r["paired_diff_mean"] / r["paired_se"] if np.isfinite(r["paired_se"]) else _NAN
     r["paired_t"], r["paired_df"] = t_paired, float(n_pairs - 1) if n_pairs >= 2 else _NAN
     r["paired_t_p"] = _t_p(t_paired, n_pairs - 1, alternative)
+    r["paired_ci_low"], r["paired_ci_high"] = (t_interval(r["paired_diff_mean"], r["paired_se"], n_pairs - 1,
+                                                          ci_level)
+                                               if np.isfinite(r["paired_se"]) else (_NAN, _NAN))
     # all-zero differences carry no sign information: NaN rather than scipy's arbitrary p = 1
     r["wilcoxon_p"] = (_quiet(st.wilcoxon, d, zero_method="wilcox", alternative=alternative)
                        if n_pairs >= 1 and np.any(d != 0) else _NAN)
     r["d_z"] = r["paired_diff_mean"] / sd_d if n_pairs >= 2 and sd_d > 0 else _NAN
 
-    # each interval gets its own stream from boot_seed, so one does not depend on whether the other ran
+    # secondary: each interval gets its own stream from boot_seed, so one does not depend on the other
     r["boot_ci_paired_low"], r["boot_ci_paired_high"] = _boot_paired(
         d, n_boot, np.random.Generator(np.random.PCG64(boot_seed)), ci_level)
     r["boot_ci_unpaired_low"], r["boot_ci_unpaired_high"] = _boot_unpaired(
         fa, fb, n_boot, np.random.Generator(np.random.PCG64(boot_seed)), ci_level)
 
-    # --- what this study could detect ---
+    # --- what this study could detect (one-tailed in `alternative`'s direction) ---
     mde_u = power_unpaired_mde(na, nb, alpha, power, alternative) if na >= 2 and nb >= 2 else _NAN
     r["mde_unpaired"] = mde_u
     r["mde_unpaired_metric"] = mde_u * sp if np.isfinite(sp) else _NAN
     mde_p = power_paired_mde(n_pairs, alpha, power, alternative) if n_pairs >= 2 else _NAN
     r["mde_paired"] = mde_p
     r["mde_paired_metric"] = mde_p * sd_d if np.isfinite(sd_d) else _NAN
-    if r["paired"]:
-        r["seeds_needed"] = seeds_needed_paired(r["d_z"], alpha, power, alternative, max_seeds)
-    else:
-        r["seeds_needed"] = seeds_needed_unpaired(cohen_d, alpha, power, alternative, max_seeds)
     return r
 
 
 # ----------------------------------------------------------------------------------------------
-# 5-6. counts and multiplicity
+# 5-6. counts, spread and multiplicity
 
 def fisher_degenerate(k_a: int, n_a: int, k_b: int, n_b: int, alternative: str = "greater") -> float:
     """Fisher's exact p for "condition a has more degenerate runs than b" (k of n runs degenerate).
@@ -437,10 +607,25 @@ def fisher_degenerate(k_a: int, n_a: int, k_b: int, n_b: int, alternative: str =
     return float(st.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]], alternative=alternative)[1])
 
 
+def degenerate_odds_ratio(k_a: int, n_a: int, k_b: int, n_b: int, level: float) -> tuple[float, float, float]:
+    """Conditional maximum-likelihood odds ratio of degenerating (a against b) and its exact interval at
+    `level`. The interval inverts Fisher's test: at level 1 - 2 alpha its lower bound is above 1 exactly
+    when the one-tailed Fisher p ("a has more") is below alpha."""
+    from scipy.stats.contingency import odds_ratio
+
+    if n_a == 0 or n_b == 0:
+        return _NAN, _NAN, _NAN
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        r = odds_ratio([[k_a, n_a - k_a], [k_b, n_b - k_b]], kind="conditional")
+        ci = r.confidence_interval(confidence_level=level, alternative="two-sided")
+    return float(r.statistic), float(ci.low), float(ci.high)
+
+
 def holm(pvalues) -> list[float]:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in input order.
 
-    Why: the study tests one claim per task and model; Holm controls the family-wise error without
+    Why: the study tests one claim on several tasks; Holm controls the family-wise error without
     assuming independence. NaN entries stay NaN and do not count towards m."""
     p = np.asarray(list(pvalues), dtype=np.float64)
     out = np.full(p.shape, np.nan)
@@ -455,72 +640,275 @@ def holm(pvalues) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------------
-# 7. verdict
+# 7. deciding tests and verdicts
+#
+# A claim on one task is decided by two one-tailed tests on the same data: the one whose rejection
+# reproduces the claim (`p_support`) and the one whose rejection refutes it (`p_against`). Each returns
+# the interval of its test at 1 - 2 alpha. The caller adjusts both p-values with Holm across the tasks
+# of the claim (one family per claim and per test) and passes them to `verdict`, which alone turns
+# numbers into a verdict and a category.
 
-def verdict(result: dict, *, alpha: float, power: float, direction: int = +1,
-            mde_metric_units: float | None = None, smallest_effect_of_interest: float | None = None,
-            min_pairs: int = 3, max_seeds: int = 10_000) -> dict:
-    """Turn a `compare` result into "reproduced" / "not reproduced" / "inconclusive", with the reason.
+def _sd_and_n(result: dict, paired: bool):
+    if paired:
+        return result["paired_diff_sd"], result["n_pairs"], result["n_pairs"]
+    return result["pooled_sd"], result["n_a"], result["n_b"]
 
-    Rule. The deciding test is the paired t-test when result["n_pairs"] >= min_pairs, else Student's t
-    (the paper's test); its one-tailed p is recomputed from the t statistic in the paper's direction
-    (direction=+1: the paper says b > a; -1: b < a), and the matching bootstrap CI of the difference
-    (paired or unpaired) is oriented the same way.
-    - reproduced: p < alpha in the paper's direction.
-    - not reproduced: p < alpha in the opposite direction, or (smallest_effect_of_interest given, in
-      metric units, positive) the upper CI bound of the oriented difference is below it, i.e. the study
-      could have seen the paper's effect and excludes it.
-    - inconclusive otherwise, with the reason: "too few seeds" when the observed effect is in the paper's
-      direction but below the minimum detectable effect at this n (mde_metric_units, default the result's
-      MDE in metric units; the number of seeds needed for the observed effect is given), "no effect
-      detected" when the observed effect is zero or reversed (or at least the MDE yet not significant),
-      "not computable" when the test has no p-value (too few runs, zero variance)."""
+
+def decide(result: dict, *, expect: str, alpha: float, power: float, effect_of_interest: float,
+           paper_effect: float | None = None, direction: int = 1, min_pairs: int = 3,
+           max_seeds: int = 10_000) -> dict:
+    """The deciding test of one claim on one task (unadjusted; Holm is the caller's, across tasks).
+
+    Test: the paired t-test when result["n_pairs"] >= min_pairs, else Student's t (the paper's). The
+    effect is oriented so that positive is the paper's direction (direction=-1: the paper says b < a).
+    - expect "better": p_support tests "effect > 0"; p_against tests "effect < paper_effect" where the
+      paper's effect applies (given and > 0: "the paper's effect is excluded"), else "effect < 0".
+    - expect "no_gain" ("adds little"): p_support is the non-superiority test "gain < effect_of_interest"
+      (H0: the gain is at least the smallest effect of interest); p_against tests "gain > 0".
+    The interval is the test's own t interval at 1 - 2 alpha (ci_low, ci_high): its lower bound is above
+    0 exactly when "effect > 0" is rejected at alpha, its upper bound below a margin exactly when
+    "effect < margin" is. Power is prospective: `interest` is the paper's effect where it applies (better
+    claims), else effect_of_interest (metric units), standardised by the observed sd of the design;
+    power_for_interest, seeds_needed and the smallest detectable effect (mde_metric) refer to it."""
+    if expect not in EXPECTS:
+        raise ValueError(f"decide: expect must be one of {EXPECTS}, got {expect!r}")
     if direction not in (1, -1):
-        raise ValueError(f"verdict: direction must be +1 or -1, got {direction!r}")
-    use_paired = result.get("n_pairs", 0) >= min_pairs
-    if use_paired:
-        test, t, df = "paired_t", result["paired_t"], result["paired_df"]
-        effect, lo, hi = result["paired_diff_mean"], result["boot_ci_paired_low"], result["boot_ci_paired_high"]
-        std_effect, n = result["d_z"], result["n_pairs"]
-        mde = result["mde_paired_metric"] if mde_metric_units is None else mde_metric_units
-        unit = "pairs"
+        raise ValueError(f"decide: direction must be +1 or -1, got {direction!r}")
+    paired = result.get("n_pairs", 0) >= min_pairs
+    sd, n_a, n_b = _sd_and_n(result, paired)
+    if paired:
+        test, est, se, df = "paired_t", result["paired_diff_mean"], result["paired_se"], result["paired_df"]
+        blo, bhi = result["boot_ci_paired_low"], result["boot_ci_paired_high"]
+        unit, n = "pairs", n_a
     else:
-        test, t, df = "student_t", result["student_t"], result["student_df"]
-        effect, lo, hi = result["diff"], result["boot_ci_unpaired_low"], result["boot_ci_unpaired_high"]
-        std_effect, n = result["cohen_d"], min(result["n_a"], result["n_b"])
-        mde = result["mde_unpaired_metric"] if mde_metric_units is None else mde_metric_units
-        unit = "seeds per group"
-    eff = direction * effect if np.isfinite(effect) else _NAN
-    ci_hi = (hi if direction == 1 else -lo) if np.isfinite(lo) and np.isfinite(hi) else _NAN
-    ci_lo = (lo if direction == 1 else -hi) if np.isfinite(lo) and np.isfinite(hi) else _NAN
-    p_dir = _t_p(direction * t, df, "greater") if np.isfinite(t) else _NAN
-    p_opp = _t_p(-direction * t, df, "greater") if np.isfinite(t) else _NAN
-    ci_txt = f"{100 * result.get('ci_level', 0.95):.0f}% CI [{ci_lo:.4g}, {ci_hi:.4g}]"
+        test, est, se, df = "student_t", result["diff"], result["student_se"], result["student_df"]
+        blo, bhi = result["boot_ci_unpaired_low"], result["boot_ci_unpaired_high"]
+        unit, n = "seeds per group", min(n_a, n_b)
+    level = interval_level(alpha, 1)
+    eff = direction * est if np.isfinite(est) else _NAN
+    ok = np.isfinite(eff) and np.isfinite(se) and se > 0 and np.isfinite(df) and df > 0
+    lo, hi = t_interval(eff, se, df, level) if ok else (_NAN, _NAN)
+    if np.isfinite(blo) and np.isfinite(bhi):
+        blo, bhi = (blo, bhi) if direction == 1 else (-bhi, -blo)
+    p_gt0 = _t_p(eff / se, df, "greater") if ok else _NAN
+    paper = paper_effect if (expect == "better" and paper_effect is not None and np.isfinite(paper_effect)
+                             and paper_effect > 0) else None
+    if expect == "better":
+        interest, source = (paper, "the paper's effect") if paper is not None else (
+            effect_of_interest, "the configured smallest effect of interest")
+        p_support, support = p_gt0, "effect in the paper's direction"
+        if paper is not None:
+            p_against = _t_p((eff - paper) / se, df, "less") if ok else _NAN
+            against = "paper's effect excluded"
+        else:
+            p_against = _t_p(eff / se, df, "less") if ok else _NAN
+            against = "opposite effect"
+    else:
+        interest, source = effect_of_interest, "the configured smallest effect of interest"
+        p_support = non_superiority_p(eff, se, df, effect_of_interest) if ok else _NAN
+        support, p_against, against = "gain excluded", p_gt0, "significant gain"
+    std_interest = interest / sd if np.isfinite(sd) and sd > 0 else _NAN
+    if paired:
+        mde_std = power_paired_mde(n, alpha, power, "greater") if n >= 2 else _NAN
+        pw = power_paired(std_interest, n, alpha, "greater") if n >= 2 else _NAN
+        need = seeds_needed_paired(std_interest, alpha, power, "greater", max_seeds)
+    else:
+        ok_u = n_a >= 2 and n_b >= 2
+        mde_std = power_unpaired_mde(n_a, n_b, alpha, power, "greater") if ok_u else _NAN
+        pw = power_unpaired(std_interest, n_a, n_b, alpha, "greater") if ok_u else _NAN
+        need = seeds_needed_unpaired(std_interest, alpha, power, "greater", max_seeds)
+    return {
+        "expect": expect, "test": test, "n": int(n), "unit": unit, "df": df, "effect": eff, "se": se, "sd": sd,
+        "ci_low": lo, "ci_high": hi, "ci_level": level, "boot_ci_low": blo, "boot_ci_high": bhi,
+        "p_support": p_support, "p_against": p_against, "support_category": support,
+        "against_category": against, "interest": interest, "interest_source": source,
+        "paper_effect": paper if paper is not None else _NAN,
+        "power_for_interest": pw, "mde_std": mde_std,
+        "mde_metric": mde_std * sd if np.isfinite(mde_std) and np.isfinite(sd) else _NAN,
+        "seeds_needed": need,
+    }
 
-    def out(v, reason):
-        return {"verdict": v, "reason": reason, "decided_by": test, "p_paper_direction": p_dir,
-                "p_opposite_direction": p_opp, "effect": eff}
 
-    if np.isfinite(p_dir) and p_dir < alpha:
-        return out("reproduced", f"effect {eff:.4g} in the paper's direction, one-tailed p = {p_dir:.3g} < {alpha}; "
-                                 f"{ci_txt}")
-    if np.isfinite(p_opp) and p_opp < alpha:
-        return out("not reproduced", f"significant effect opposite to the paper's: {eff:.4g}, "
-                                     f"one-tailed p = {p_opp:.3g} < {alpha}")
-    if (smallest_effect_of_interest is not None and np.isfinite(ci_hi)
-            and ci_hi < smallest_effect_of_interest):
-        return out("not reproduced", f"{ci_txt} excludes the paper's effect {smallest_effect_of_interest:.4g}; "
-                                     f"the study could have seen it (p = {p_dir:.3g})")
-    if not np.isfinite(p_dir):
-        return out("inconclusive", f"not computable: {test} has no p-value (n = {n}, zero variance or too few runs)")
-    if np.isfinite(eff) and eff > 0 and np.isfinite(mde) and eff < mde:
-        need = (seeds_needed_paired if use_paired else seeds_needed_unpaired)(
-            direction * std_effect, alpha, power, "greater", max_seeds)
-        return out("inconclusive", f"too few seeds: observed effect {eff:.4g} is below the minimum detectable "
-                                   f"effect {mde:.4g} at n = {n}; about {need} {unit} needed for {power:.0%} "
-                                   f"power (p = {p_dir:.3g})")
-    return out("inconclusive", f"no effect detected: observed effect {eff:.4g} (p = {p_dir:.3g}), "
-                               f"minimum detectable effect {mde:.4g} at n = {n}; {ci_txt}")
+def _x100(v) -> str:
+    if v is None or np.isnan(v):
+        return "–"
+    return f"{100 * v:.1f}" if np.isfinite(v) else ("inf" if v > 0 else "-inf")
+
+
+def _pf(v) -> str:
+    if v is None or np.isnan(v):
+        return "–"
+    if not np.isfinite(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.3g}" if v >= 1e-3 else f"{v:.1e}"
+
+
+def verdict(test: dict, *, alpha: float, power: float, p_support_holm: float | None = None,
+            p_against_holm: float | None = None, family_size: int = 1, too_weak: str | None = None) -> dict:
+    """{verdict, category, reason} of one claim on one task, from `decide` (or a sub-claim test) and the
+    Holm-adjusted p-values of its family (None: a family of one, raw = adjusted). Rule, in this order:
+    - uninformative ("setting too weak"): a no_gain claim whose setting barely moves the weights
+      (too_weak: why); never reproduced, whatever the data.
+    - inconclusive ("not computable"): a test has no p-value (too few runs, zero variance).
+    - reproduced: Holm-adjusted p_support < alpha (support_category).
+    - not reproduced: Holm-adjusted p_against < alpha (against_category).
+    - inconclusive ("significant before Holm only"): an unadjusted p < alpha that Holm does not keep.
+    - inconclusive ("no effect" for better claims, "gain not excluded" for no_gain): the study had the
+      power (>= `power`) to detect the effect of interest and saw no significant one.
+    - inconclusive ("too few seeds"): it did not; seeds_needed says how many would do."""
+    ps, pa = test["p_support"], test["p_against"]
+    ps_h = ps if p_support_holm is None else p_support_holm
+    pa_h = pa if p_against_holm is None else p_against_holm
+    level = f"{100 * test['ci_level']:.0f}%"
+    ci = ((_x100(test["ci_low"]), _x100(test["ci_high"])) if test.get("ci_scale", 100) == 100 else
+          (_pf(test["ci_low"]), _pf(test["ci_high"])))
+    nums = (f"{test.get('effect_label', 'effect')} {_x100(test['effect'])} (x100) "
+            f"[{ci[0]}, {ci[1]}] ({level} {test['test']} interval"
+            f"{', ' + test['interval_label'] if test.get('interval_label') else ''}), "
+            f"one-tailed p = {_pf(ps)} (Holm {_pf(ps_h)}), against: p = {_pf(pa)} (Holm {_pf(pa_h)})")
+    holm_txt = f"Holm over the claim's {family_size} task(s)" if family_size > 1 else "Holm"
+
+    def out(v, cat, reason):
+        assert cat in CATEGORIES[v], (v, cat)
+        return {"verdict": v, "category": cat, "reason": reason}
+
+    if too_weak and test["expect"] == "no_gain":
+        return out("uninformative", "setting too weak", f"{too_weak}; the comparison cannot test the claim ({nums})")
+    if _isnan(ps) or _isnan(pa):
+        return out("inconclusive", "not computable",
+                   f"{test['test']} has no p-value (n = {test['n']} {test['unit']}, zero variance or too few runs)")
+    if ps_h < alpha:
+        return out("reproduced", test["support_category"], nums)
+    if pa_h < alpha:
+        return out("not reproduced", test["against_category"], nums)
+    if ps < alpha or pa < alpha:
+        which = ("reproduced" if ps < alpha else "not reproduced")
+        return out("inconclusive", "significant before Holm only",
+                   f"unadjusted p < {alpha} would read '{which}', {holm_txt} does not: {nums}")
+    interest = (f"{test['interest_label']}" if test.get("interest_label") else
+                f"{_x100(test['interest'])} x100 ({test['interest_source']})")
+    pw = test["power_for_interest"]
+    if np.isfinite(pw) and pw >= power:
+        cat = "no effect" if test["expect"] == "better" else "gain not excluded"
+        return out("inconclusive", cat, f"the study had {pw:.0%} power for an effect of {interest} and found "
+                                        f"no significant one: {nums}")
+    need = test["seeds_needed"]
+    need_txt = (f"about {need} {test['unit']} would give {power:.0%}" if np.isfinite(need) else
+                f"no feasible number of {test['unit']} gives {power:.0%}")
+    return out("inconclusive", "too few seeds",
+               f"power {('–' if _isnan(pw) else f'{pw:.0%}')} at n = {test['n']} {test['unit']} for an effect of "
+               f"{interest}; {need_txt}: {nums}")
+
+
+def aggregate(task_verdicts: list[dict]) -> dict:
+    """A claim's verdict over its tasks ({verdict, category, reason}): reproduced / not reproduced /
+    uninformative when every task says so; reproduced on some tasks and not reproduced on others is
+    "mixed across tasks"; otherwise inconclusive, "partly reproduced" when some task reproduces it (or
+    partly does), else the most telling inconclusive category among the tasks."""
+    if not task_verdicts:
+        return {"verdict": "inconclusive", "category": "not computable", "reason": "no task to decide on"}
+    vs = [t["verdict"] for t in task_verdicts]
+    for v in ("reproduced", "not reproduced", "uninformative"):
+        if all(x == v for x in vs):
+            cats = {t["category"] for t in task_verdicts}
+            return {"verdict": v, "category": cats.pop() if len(cats) == 1 else task_verdicts[0]["category"],
+                    "reason": "on every task"}
+    if "reproduced" in vs and "not reproduced" in vs:
+        return {"verdict": "inconclusive", "category": "mixed across tasks", "reason": "mixed across tasks"}
+    if "reproduced" in vs:
+        return {"verdict": "inconclusive", "category": "partly reproduced", "reason": "on some tasks only"}
+    order = ("partly reproduced", "significant before Holm only", "too few seeds", "no effect", "gain not excluded",
+             "not computable")
+    cats = [t["category"] for t in task_verdicts if t["verdict"] == "inconclusive"]
+    cat = next((c for c in order if c in cats), "not computable")
+    return {"verdict": "inconclusive", "category": cat, "reason": "not decided on every task"}
+
+
+# ---- RQ 2: fewer degenerate runs and a smaller spread, as two sub-claims ---------------------------
+
+def fewer_degenerate(k_a: int, n_a: int, k_b: int, n_b: int, *, alpha: float, power: float,
+                     share_of_interest: float, max_seeds: int = 10_000) -> dict:
+    """Sub-claim "the treatment (b) has fewer degenerate runs than the baseline (a)", in `decide`'s shape:
+    Fisher's exact test one-tailed each way, the odds ratio of degenerating (a against b) with its exact
+    interval at 1 - 2 alpha (it excludes 1 exactly when Fisher's test rejects), and power, smallest
+    detectable share and runs needed for `share_of_interest` degenerate baseline runs against none."""
+    level = interval_level(alpha, 1)
+    ratio, lo, hi = degenerate_odds_ratio(k_a, n_a, k_b, n_b, level)
+    n = min(n_a, n_b)
+    return {
+        "expect": "better", "test": "fisher_exact", "n": int(n), "unit": "runs per condition", "df": _NAN,
+        "effect": (k_a / n_a - k_b / n_b) if n_a and n_b else _NAN, "effect_label": "share reduction",
+        "odds_ratio": ratio, "ci_low": lo, "ci_high": hi, "ci_level": level,
+        "interval_label": "exact conditional interval of the odds ratio of degenerating", "ci_scale": 1,
+        "boot_ci_low": _NAN, "boot_ci_high": _NAN,
+        "p_support": fisher_degenerate(k_a, n_a, k_b, n_b, "greater") if n_a and n_b else _NAN,
+        "p_against": fisher_degenerate(k_a, n_a, k_b, n_b, "less") if n_a and n_b else _NAN,
+        "support_category": "effect in the paper's direction", "against_category": "opposite effect",
+        "interest": share_of_interest, "interest_source": "degenerate share",
+        "interest_label": f"{100 * share_of_interest:.0f}% degenerate baseline runs against none",
+        "paper_effect": _NAN,
+        "power_for_interest": fisher_power(share_of_interest, 0.0, n_a, n_b, alpha) if n_a and n_b else _NAN,
+        "mde_std": _NAN, "mde_metric": fisher_mde_share(n_a, n_b, alpha, power) if n_a and n_b else _NAN,
+        "seeds_needed": fisher_seeds_needed(share_of_interest, alpha, power, max_seeds),
+    }
+
+
+def smaller_spread(a, b, *, alpha: float, power: float, ratio_of_interest: float, reps: int, seed: int,
+                   max_seeds: int = 1_000) -> dict:
+    """Sub-claim "the treatment (b) spreads less than the baseline (a)", in `decide`'s shape: the
+    one-tailed Brown-Forsythe test (with two groups, the pooled t-test of the absolute deviations from
+    each group's median), the t interval of the difference of those mean deviations (a minus b) at
+    1 - 2 alpha, which excludes 0 exactly when the test rejects, the sd ratio a/b as the effect, and
+    power, smallest detectable ratio and runs needed for `ratio_of_interest` (simulated, `reps` studies)."""
+    fa, fb = _finite(a), _finite(b)
+    level = interval_level(alpha, 1)
+    sd_a, sd_b = math.sqrt(_var(fa)) if fa.size >= 2 else _NAN, math.sqrt(_var(fb)) if fb.size >= 2 else _NAN
+    ok = fa.size >= 3 and fb.size >= 3
+    if ok:
+        za, zb = np.abs(fa - np.median(fa)), np.abs(fb - np.median(fb))
+        t, se = _bf_t(za[None, :], zb[None, :])
+        t, se, df = float(t[0]), float(se[0]), fa.size + fb.size - 2
+        diff = float(za.mean() - zb.mean())
+        ok = np.isfinite(t) and se > 0
+    lo, hi = t_interval(diff, se, df, level) if ok else (_NAN, _NAN)
+    n = min(fa.size, fb.size)
+    return {
+        "expect": "better", "test": "brown_forsythe", "n": int(n), "unit": "runs per condition",
+        "df": df if ok else _NAN, "effect": diff if ok else _NAN,
+        "effect_label": "mean |deviation from median| reduction",
+        "sd_ratio": sd_a / sd_b if np.isfinite(sd_a) and np.isfinite(sd_b) and sd_b > 0 else _NAN,
+        "ci_low": lo, "ci_high": hi, "ci_level": level, "interval_label": "",
+        "boot_ci_low": _NAN, "boot_ci_high": _NAN,
+        "p_support": _t_p(t, df, "greater") if ok else _NAN, "p_against": _t_p(t, df, "less") if ok else _NAN,
+        "support_category": "effect in the paper's direction", "against_category": "opposite effect",
+        "interest": ratio_of_interest, "interest_source": "sd ratio",
+        "interest_label": f"an sd ratio of {ratio_of_interest:g} (baseline over treatment)",
+        "paper_effect": _NAN,
+        "power_for_interest": spread_power(ratio_of_interest, fa.size, fb.size, alpha, reps=reps, seed=seed),
+        "mde_std": _NAN, "mde_metric": spread_mde_ratio(fa.size, fb.size, alpha, power, reps=reps, seed=seed),
+        "seeds_needed": spread_seeds_needed(ratio_of_interest, alpha, power, reps=reps, seed=seed,
+                                            max_n=max_seeds),
+    }
+
+
+def combine_rq2(fewer: dict, spread: dict, fewer_test: dict, spread_test: dict, alpha: float) -> dict:
+    """RQ 2 on one task from its two sub-claim verdicts (fewer degenerate runs; smaller spread). Rule:
+    not reproduced when either sub-claim is refuted (significantly more degenerate runs or a
+    significantly larger spread, after Holm); reproduced only when both are reproduced; a refutation
+    significant before Holm only makes it inconclusive ("significant before Holm only"), whatever the
+    other sub-claim says; one reproduced sub-claim alone is "partly reproduced"; otherwise the more
+    telling inconclusive category. So a significantly larger spread is never a reproduction."""
+    both = (fewer, spread)
+    if any(v["verdict"] == "not reproduced" for v in both):
+        return {"verdict": "not reproduced", "category": "a sub-claim refuted", "reason": "a sub-claim refuted"}
+    if all(v["verdict"] == "reproduced" for v in both):
+        return {"verdict": "reproduced", "category": "both sub-claims", "reason": "both sub-claims reproduced"}
+    if any(np.isfinite(t["p_against"]) and t["p_against"] < alpha for t in (fewer_test, spread_test)):
+        return {"verdict": "inconclusive", "category": "significant before Holm only",
+                "reason": "a sub-claim is refuted before Holm's correction"}
+    if any(v["verdict"] == "reproduced" for v in both):
+        return {"verdict": "inconclusive", "category": "partly reproduced", "reason": "one sub-claim reproduced"}
+    return {**aggregate(list(both)), "reason": "neither sub-claim decided"}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,19 +1,20 @@
 # Statistics, tables, claims, figures and the HTML report, from the aggregate stage's summaries.
-# Outputs are explicit file lists planned from the configuration (pipeline/analysis_cli.py): no
+# Outputs are explicit file lists planned from the configuration (pipeline/plan.py): no
 # checkpoints, no directory outputs, so `snakemake -n` shows every table and figure of the study.
 # Each rule lists the modules it imports, so editing a figure module reruns figures and report only.
-from pipeline.analysis_cli import (figure_files, planned_figures, planned_tables, roles, selected_families,
-                                   stats_files, table_files)
+from pipeline.plan import (figure_files, planned_figures, planned_tables, roles, selected_families, stats_files,
+                           table_files)
 
 STATS_DIR = f"{ROOT}/stats"
 TABLES_DIR = f"{ROOT}/tables"
 FIGURES_DIR = f"{ROOT}/figures"
 
-ANALYZE_CODE = [f"pipeline/{m}" for m in ("analysis.py", "stats.py", "analysis_cli.py", "config.py", "tasks.py",
-                                           "io.py", "reported.yaml")]
-FIGURES_CODE = [f"pipeline/{m}" for m in ("figures.py", "stats.py", "analysis_cli.py", "config.py", "tasks.py",
-                                           "io.py")]
-REPORT_CODE = [f"pipeline/{m}" for m in ("report.py", "analysis_cli.py", "config.py", "tasks.py", "io.py")]
+ANALYZE_CODE = [f"pipeline/{m}" for m in ("analysis.py", "analysis_cli.py", "plan.py", "degenerate.py", "select.py",
+                                           "reported.py", "reported.yaml", "stats.py", "claims.py", "tableformat.py",
+                                           "tables.py", "config.py", "tasks.py", "io.py")]
+FIGURES_CODE = [f"pipeline/{m}" for m in ("figures.py", "analysis_cli.py", "plan.py", "stats.py", "config.py",
+                                           "tasks.py", "io.py")]
+REPORT_CODE = [f"pipeline/{m}" for m in ("report.py", "analysis_cli.py", "plan.py", "config.py", "tasks.py", "io.py")]
 
 STUDY_DATASETS = [dataset_name(config, t) for t in config["study"]["tasks"]]
 SELECTION_FILES = [f"{ROOT}/selection/{t}/{fam}.json" for t, fam in selected_families(config)]

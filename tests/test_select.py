@@ -9,7 +9,7 @@ from argparse import Namespace
 import pytest
 
 from pipeline.commands_analysis import cmd_select
-from pipeline.select import choose
+from pipeline.select import choose, no_skill_score
 
 CANDIDATES = [{"name": f"sweep-L{k}", "overrides": {"reinit_layers": k}} for k in (1, 2, 3)]
 
@@ -22,13 +22,25 @@ def test_argmax_of_the_mean_validation_score():
     assert means == pytest.approx([0.65, 0.68, 0.70])
 
 
-def test_ties_go_to_the_first_listed_and_nan_is_skipped():
+def test_ties_go_to_the_first_listed_and_an_unscorable_candidate_is_never_chosen():
     out = choose([{**CANDIDATES[0], "val": [0.7, 0.7]}, {**CANDIDATES[1], "val": [0.6, 0.8]},
                   {**CANDIDATES[2], "val": [math.nan, math.nan]}])
     assert out["chosen"] == "sweep-L1"
-    assert out["candidates"][2]["n"] == 0 and out["candidates"][2]["n_nan"] == 2
+    assert out["candidates"][2]["n"] == 2 and out["candidates"][2]["n_nan"] == 2
+    assert out["candidates"][2]["val_mean"] is None
     with pytest.raises(ValueError, match="no candidate"):
         choose([{**CANDIDATES[0], "val": [math.nan]}])
+
+
+def test_an_undefined_correlation_counts_as_no_skill_and_is_not_dropped():
+    """A collapsed run (constant predictions: Spearman undefined) scores 0. Dropping it would let the
+    candidate whose runs collapse win on the runs that did not: L3 here (mean 0.5 over one run)."""
+    cands = [{**CANDIDATES[0], "val": [0.3, 0.35]}, {**CANDIDATES[2], "val": [0.5, None]}]
+    out = choose([{**c, "metric": "spearman"} for c in cands])
+    assert out["chosen"] == "sweep-L1"
+    l3 = out["candidates"][1]
+    assert (l3["n"], l3["n_undefined"], l3["n_nan"]) == (2, 1, 0) and l3["val_mean"] == pytest.approx(0.25)
+    assert no_skill_score("mcc", math.nan) == 0.0 and math.isnan(no_skill_score("accuracy", None))
 
 
 def _record(cond, seed, val, test):

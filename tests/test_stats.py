@@ -220,7 +220,8 @@ def test_compare_paired_design_detected_only_by_paired_tests():
     assert r["d_z"] == pytest.approx(np.mean(b - a) / np.std(b - a, ddof=1))
     assert r["boot_ci_paired_low"] > 0 and r["boot_ci_paired_low"] < 0.01 < r["boot_ci_paired_high"]
     assert r["mde_paired_metric"] == pytest.approx(r["mde_paired"] * np.std(b - a, ddof=1))
-    assert r["seeds_needed"] == S.seeds_needed_paired(r["d_z"])
+    assert (r["paired_ci_low"], r["paired_ci_high"]) == pytest.approx(
+        st.ttest_rel(b, a).confidence_interval(0.90))  # the level that matches a one-tailed test at 0.05
     # bootstrap is reproducible from boot_seed and changes with it
     assert _compare(a, b, seeds_a=seeds, seeds_b=seeds)["boot_ci_paired_low"] == r["boot_ci_paired_low"]
     assert _compare(a, b, seeds_a=seeds, seeds_b=seeds, boot_seed=1)["boot_ci_paired_low"] != r["boot_ci_paired_low"]
@@ -315,7 +316,10 @@ def test_holm_nan_cap_and_monotone():
     assert S.holm([]) == []
 
 
-# ---------------------------------------------------------------- verdict
+# ---------------------------------------------------------------- deciding test and verdict
+
+SOI = 0.02  # the smallest effect of interest the tests assume (params.yaml's analysis.smallest_effect_of_interest.mean)
+
 
 def _unpaired(shift, n=5, sd=1.0):
     a = sd * _standardized(n, 21)
@@ -323,56 +327,181 @@ def _unpaired(shift, n=5, sd=1.0):
     return _compare(a, b)
 
 
-def test_verdict_reproduced_paired():
+def _decide(r, **kw):
+    return S.decide(r, **{"expect": "better", "alpha": STUDY["alpha"], "power": STUDY["power"],
+                          "effect_of_interest": SOI, **kw})
+
+
+def _verdict(t, **kw):
+    return S.verdict(t, **{"alpha": STUDY["alpha"], "power": STUDY["power"], **kw})
+
+
+def _paired(mean_diff, sd_diff, n, seed=7):
+    """Paired runs whose differences have exactly this mean and sd."""
+    a = 0.7 + 0.05 * np.random.default_rng(seed).normal(size=n)
+    b = a + mean_diff + sd_diff * _standardized(n, seed + 1)
+    return _compare(a, b, seeds_a=range(n), seeds_b=range(n), n_boot=0)  # the t tests only
+
+
+def test_decide_interval_is_the_paired_t_interval_at_1_minus_2_alpha():
+    r = _paired(0.01, 0.01, 10)
+    t = _decide(r)
+    assert t["test"] == "paired_t" and t["ci_level"] == pytest.approx(0.90)
+    d = np.full(10, 0.01) + 0.01 * _standardized(10, 8)
+    lo, hi = st.ttest_rel(d, np.zeros(10)).confidence_interval(0.90)
+    assert (t["ci_low"], t["ci_high"]) == pytest.approx((lo, hi))
+    assert t["p_support"] == pytest.approx(st.ttest_rel(d, np.zeros(10), alternative="greater").pvalue)
+
+
+@pytest.mark.parametrize("expect", ["better", "no_gain"])
+def test_interval_excludes_the_null_exactly_where_the_test_rejects(expect):
+    """The interval printed beside a verdict agrees with the unadjusted deciding test, case by case."""
+    rng = np.random.default_rng(5)
+    agree = 0
+    for i in range(120):
+        n = int(rng.integers(3, 17))
+        r = _paired(rng.normal(0.01, 0.02), abs(rng.normal(0.03, 0.01)) + 1e-3, n, seed=i)
+        t = _decide(r, expect=expect)
+        bound = t["ci_low"] > 0 if expect == "better" else t["ci_high"] < SOI
+        assert bound == (t["p_support"] < 0.05), (i, t)
+        agree += 1
+    assert agree == 120
+
+
+def test_verdict_reproduced_paired_and_its_category():
     rng = np.random.default_rng(7)
     shared = rng.normal(0, 1.0, 10)
     a, b = 0.7 + 0.05 * shared, 0.71 + 0.05 * shared + rng.normal(0, 0.002, 10)
     r = _compare(a, b, seeds_a=range(10), seeds_b=range(10))
-    v = _verdict(r)
-    assert v["verdict"] == "reproduced" and v["decided_by"] == "paired_t"
+    v = _verdict(_decide(r))
+    assert (v["verdict"], v["category"]) == ("reproduced", "effect in the paper's direction")
     # the same data against a paper that claimed the opposite
-    v = _verdict(r, direction=-1)
-    assert v["verdict"] == "not reproduced" and "opposite" in v["reason"]
+    v = _verdict(_decide(r, direction=-1))
+    assert (v["verdict"], v["category"]) == ("not reproduced", "opposite effect")
 
 
 def test_verdict_student_when_unpaired():
-    v = _verdict(_unpaired(2.0, n=10))
-    assert v["verdict"] == "reproduced" and v["decided_by"] == "student_t"
-    assert v["p_paper_direction"] == pytest.approx(_unpaired(2.0, n=10)["student_p"])
+    r = _unpaired(2.0, n=10)
+    t = _decide(r)
+    assert t["test"] == "student_t" and t["p_support"] == pytest.approx(r["student_p"])
+    assert _verdict(t)["verdict"] == "reproduced"
 
 
 def test_verdict_direction_minus_one_reproduces_a_decrease():
-    v = _verdict(_unpaired(-2.0, n=10), direction=-1)
-    assert v["verdict"] == "reproduced" and v["effect"] == pytest.approx(2.0)
+    t = _decide(_unpaired(-2.0, n=10), direction=-1)
+    assert _verdict(t)["verdict"] == "reproduced" and t["effect"] == pytest.approx(2.0)
 
 
-def test_verdict_not_reproduced_when_ci_excludes_paper_effect():
-    # many precise seeds, no effect: the paper's +0.03 is outside the CI
+def test_verdict_not_reproduced_when_the_paper_effect_is_excluded():
+    # many precise seeds, no effect: the paper's +0.03 is outside the interval
     r = _unpaired(0.0, n=30, sd=0.01)
-    assert _verdict(r)["verdict"] == "inconclusive"
-    v = _verdict(r, smallest_effect_of_interest=0.03)
-    assert v["verdict"] == "not reproduced" and "excludes" in v["reason"]
-    # a paper effect inside the CI does not allow that conclusion
-    assert _verdict(r, smallest_effect_of_interest=0.001)["verdict"] == "inconclusive"
+    v = _verdict(_decide(r, paper_effect=0.03))
+    assert (v["verdict"], v["category"]) == ("not reproduced", "paper's effect excluded")
+    # a paper effect inside the interval does not allow that conclusion; the study had power for it or not
+    v = _verdict(_decide(r, paper_effect=0.001))
+    assert v["verdict"] == "inconclusive" and v["category"] == "too few seeds"
+    # without the paper's effect the configured effect of interest sets the power: 2 points at sd 1 point
+    v = _verdict(_decide(r))
+    assert (v["verdict"], v["category"]) == ("inconclusive", "no effect")
 
 
-def test_verdict_too_few_seeds():
-    r = _unpaired(0.5, n=5)          # d = 0.5, MDE at n = 5 is 1.72
-    v = _verdict(r)
-    assert v["verdict"] == "inconclusive" and v["reason"].startswith("too few seeds")
-    assert str(S.seeds_needed_unpaired(0.5)) in v["reason"]
-    # with a smaller MDE supplied by the caller the same effect is no longer "too few seeds"
-    assert _verdict(r, mde_metric_units=0.1)["reason"].startswith("no effect detected")
+def test_verdict_too_few_seeds_is_prospective():
+    """Power and seeds needed come from the effect of interest, never from the observed effect."""
+    t = _decide(_unpaired(0.5, n=5))             # d = 0.5 observed; effect of interest 0.02 at sd 1
+    v = _verdict(t)
+    assert (v["verdict"], v["category"]) == ("inconclusive", "too few seeds")
+    assert t["seeds_needed"] == S.seeds_needed_unpaired(SOI / 1.0)
+    assert t["power_for_interest"] == pytest.approx(S.power_unpaired(SOI, 5, 5))
+    # a large effect of interest: the same data now say "no effect"
+    assert _verdict(_decide(_unpaired(0.5, n=5), effect_of_interest=3.0))["category"] == "no effect"
 
 
-def test_verdict_no_effect_detected():
-    v = _verdict(_unpaired(-0.3, n=5))
-    assert v["verdict"] == "inconclusive" and v["reason"].startswith("no effect detected")
+def test_a_reversed_estimate_at_4_pairs_is_too_few_seeds():
+    t = _decide(_paired(-0.01, 0.03, 4))
+    v = _verdict(t)
+    assert t["effect"] < 0 and (v["verdict"], v["category"]) == ("inconclusive", "too few seeds")
+    assert 4 < t["seeds_needed"] < math.inf
+
+
+def test_verdict_holm_changes_the_decision_and_says_so():
+    t = _decide(_paired(-0.015, 0.01, 4))
+    assert t["p_against"] < 0.05
+    v = _verdict(t, p_support_holm=1.0, p_against_holm=min(1.0, 2 * t["p_against"]), family_size=2)
+    assert v["verdict"] == "inconclusive" and v["category"] == "significant before Holm only"
+    assert "Holm" in v["reason"] and "not reproduced" in v["reason"]
+
+
+def test_no_gain_is_a_non_superiority_test():
+    r = _paired(0.001, 0.002, 8)       # a gain near 0, far below the 2-point margin
+    t = _decide(r, expect="no_gain")
+    assert t["p_support"] == pytest.approx(S.non_superiority_p(t["effect"], t["se"], t["df"], SOI))
+    assert t["ci_high"] < SOI
+    assert _verdict(t)["category"] == "gain excluded"
+    # a clear gain refutes it
+    v = _verdict(_decide(_paired(0.05, 0.01, 8), expect="no_gain"))
+    assert (v["verdict"], v["category"]) == ("not reproduced", "significant gain")
+    # a setting too weak to move the weights is uninformative, whatever the data
+    v = _verdict(t, too_weak="pull 0.2% of the way")
+    assert (v["verdict"], v["category"]) == ("uninformative", "setting too weak")
 
 
 def test_verdict_not_computable():
-    v = _verdict(_compare([0.5, 0.5], [0.5, 0.5]))
-    assert v["verdict"] == "inconclusive" and v["reason"].startswith("not computable")
+    v = _verdict(_decide(_compare([0.5, 0.5], [0.5, 0.5])))
+    assert (v["verdict"], v["category"]) == ("inconclusive", "not computable")
+
+
+def test_every_category_belongs_to_its_verdict():
+    for v, cats in S.CATEGORIES.items():
+        assert v in S.VERDICTS and cats
+
+
+def test_aggregate_over_tasks():
+    rep = {"verdict": "reproduced", "category": "effect in the paper's direction"}
+    few = {"verdict": "inconclusive", "category": "too few seeds"}
+    nr = {"verdict": "not reproduced", "category": "opposite effect"}
+    assert S.aggregate([rep, rep])["verdict"] == "reproduced"
+    assert S.aggregate([rep, few])["category"] == "partly reproduced"
+    assert S.aggregate([rep, nr])["category"] == "mixed across tasks"
+    assert S.aggregate([few, few])["category"] == "too few seeds"
+
+
+# ---------------------------------------------------------------- RQ 2 sub-claims
+
+def test_fewer_degenerate_interval_inverts_fisher():
+    for ka, kb in ((4, 0), (10, 3), (5, 1), (2, 0), (3, 3)):
+        t = S.fewer_degenerate(ka, 16, kb, 16, alpha=0.05, power=0.8, share_of_interest=0.48)
+        assert (t["ci_low"] > 1) == (t["p_support"] < 0.05), (ka, kb)
+        assert t["p_support"] == pytest.approx(S.fisher_degenerate(ka, 16, kb, 16))
+
+
+def test_fisher_power_by_enumeration_matches_simulation():
+    rng = np.random.default_rng(0)
+    ka, kb = rng.binomial(10, 0.5, 20000), rng.binomial(10, 0.1, 20000)
+    p = st.hypergeom.sf(ka - 1, 20, ka + kb, 10)
+    assert S.fisher_power(0.5, 0.1, 10, 10, 0.05) == pytest.approx(np.mean(p < 0.05), abs=0.01)
+    share = S.fisher_mde_share(16, 16, 0.05, 0.8)
+    assert S.fisher_power(share, 0.0, 16, 16, 0.05) == pytest.approx(0.8, abs=1e-3)
+
+
+def test_one_tailed_brown_forsythe_is_levene_halved():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 3, 12), rng.normal(0, 1, 12)
+    t = S.smaller_spread(a, b, alpha=0.05, power=0.8, ratio_of_interest=2.0, reps=2000, seed=0)
+    assert t["p_support"] == pytest.approx(st.levene(a, b, center="median").pvalue / 2)
+    assert (t["ci_low"] > 0) == (t["p_support"] < 0.05)
+    assert t["sd_ratio"] == pytest.approx(np.std(a, ddof=1) / np.std(b, ddof=1))
+
+
+def test_rq2_combining_rule_never_calls_a_larger_spread_a_reproduction():
+    rep = {"verdict": "reproduced", "category": "effect in the paper's direction"}
+    nr = {"verdict": "not reproduced", "category": "opposite effect"}
+    few = {"verdict": "inconclusive", "category": "too few seeds"}
+    quiet = {"p_against": 0.5}
+    assert S.combine_rq2(rep, rep, quiet, quiet, 0.05)["verdict"] == "reproduced"
+    assert S.combine_rq2(rep, nr, quiet, {"p_against": 1e-4}, 0.05)["verdict"] == "not reproduced"
+    raw_only = S.combine_rq2(rep, few, quiet, {"p_against": 0.03}, 0.05)
+    assert (raw_only["verdict"], raw_only["category"]) == ("inconclusive", "significant before Holm only")
+    assert S.combine_rq2(rep, few, quiet, quiet, 0.05)["category"] == "partly reproduced"
 
 
 # ---------------------------------------------------------------- bias ratio
@@ -473,6 +602,9 @@ def test_configured_settings_have_no_default_here():
     need = {S.is_degenerate: ("collapse_share", "collapse_std_ratio"),
             S.compare: ("alpha", "n_boot", "boot_seed", "power"),
             S.verdict: ("alpha", "power"),
+            S.decide: ("expect", "alpha", "power", "effect_of_interest"),
+            S.fewer_degenerate: ("alpha", "power", "share_of_interest"),
+            S.smaller_spread: ("alpha", "power", "ratio_of_interest", "reps", "seed"),
             S.mark_best_and_equivalent: ("alpha",),
             S.expected_max_performance: ("n_draws", "seed")}
     for fn, names in need.items():
