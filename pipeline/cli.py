@@ -115,7 +115,7 @@ def main(argv=None):
     try:
         a.fn(a)
     except Exception as exc:  # one clear line for known error kinds, a traceback for the rest
-        from .config import ConfigError
+        from .errors import ConfigError
         from .data import DataError
         from .model import ModelLoadError
         from .splits import SplitError

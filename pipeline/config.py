@@ -15,20 +15,13 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError
 from .tasks import ALIASES, TASKS, TRAIN_ROWS, canonical_task
 
 
 # Names that become paths, wildcards or command-line words (study, dataset, condition, task): letters,
 # digits, '_', '.', '-', not starting with a dot (so never '..', never a hidden file, never a shell word).
 SAFE_NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; `errors` lists every problem found, each naming its key path."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("invalid configuration:\n  - " + "\n  - ".join(errors))
 
 
 # ---- schema -------------------------------------------------------------------------------
@@ -52,6 +45,9 @@ def schema() -> dict:
     cond["description"] = {"type": "string"}
     cond["select"] = {"type": "string"}
     s["$defs"]["condition"] = {"type": ["object", "null"], "additionalProperties": False, "properties": cond}
+    recipe = {k: v for k, v in props.items() if k != "model"}
+    recipe["tasks"] = {"type": "object", "additionalProperties": {"$ref": "#/$defs/run_overrides"}}
+    s["$defs"]["model_recipe"] = {"type": "object", "additionalProperties": False, "properties": recipe}
     return s
 
 
@@ -227,11 +223,33 @@ def _check_datasets(cfg):
             yield f"datasets.{name}.task: {_glue_or_error(d['task'])}"
 
 
-@_check("tasks", "datasets")
+@_check("tasks", "models", "datasets")
 def _check_task_overrides(cfg):
     for t in cfg["tasks"]:
         if t not in _datasets(cfg) and _glue_or_error(t):
             yield f"tasks.{t}: {_glue_or_error(t)} (or a name defined under datasets:)"
+    for m, recipe in cfg["models"].items():
+        for t in recipe.get("tasks") or {}:
+            if t not in _datasets(cfg) and _glue_or_error(t):
+                yield f"models.{m}.tasks.{t}: {_glue_or_error(t)} (or a name defined under datasets:)"
+
+
+def _leaf_paths(node, path=()):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaf_paths(v, path + (k,))
+    else:
+        yield path
+
+
+@_check(*schema()["required"])  # names keys of any section: only once every section has its shape
+def _check_shared(cfg):
+    paths = {key_path(p) for p in _leaf_paths(cfg)} | {key_path(p[:i]) for p in _leaf_paths(cfg) for i in range(1, len(p))}
+    for i, key in enumerate(cfg["shared_with_overlays"]):
+        if key not in paths:
+            close = difflib.get_close_matches(key, sorted(paths), n=1)
+            yield (f"shared_with_overlays[{i}]: {key!r} is not a key of the configuration"
+                   + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 @_check("splits", "evaluation", "analysis")
@@ -580,6 +598,11 @@ def expand_conditions(conditions: dict) -> dict:
 _EXPANDED: dict = {}
 
 
+def _swept_keys(cfg: dict, family: str) -> set:
+    """The settings a sweep condition varies (its list values)."""
+    return {k for k, v in (cfg["conditions"].get(family) or {}).items() if isinstance(v, list)}
+
+
 def _expanded_cached(cfg: dict) -> dict:
     """expand_conditions memoised on the conditions' canonical text (planning resolves thousands of runs)."""
     key = json.dumps(cfg["conditions"], sort_keys=True, default=str)
@@ -636,18 +659,21 @@ def split_settings(cfg: dict, dataset: str) -> dict:
 
 
 def resolve_settings(cfg: dict, task: str, condition: str, seed: int) -> dict:
-    """A run's complete settings: base <- tasks[GLUE task] <- tasks[dataset] <- condition, plus
-    identity and metrics. `task` is a dataset name (a GLUE task or a `datasets:` entry)."""
+    """A run's complete settings: base <- tasks[GLUE task] <- tasks[dataset] <- models[model] (and its
+    tasks) <- condition, plus identity and metrics. `task` is a dataset name (a GLUE task or a `datasets:` entry)."""
     dataset = dataset_name(cfg, task)
     task = glue_task_of(cfg, dataset)
     conds = _expanded_cached(cfg)
     if condition not in conds:
         raise ConfigError([f"condition {condition!r} is not defined; allowed: {', '.join(sorted(conds))}"])
-    s = dict(cfg["train"])
-    s.update(cfg["tasks"].get(task) or {})
-    if dataset != task:
-        s.update(cfg["tasks"].get(dataset) or {})
     over = {k: v for k, v in conds[condition].items() if k not in CONDITION_META and k != "family"}
+    s = _base_settings(cfg, dataset, task, over.get("model"))
+    sel = conds[condition].get("select")
+    if sel:  # what the selection decides is not the condition's to set (an overlay's selecting condition
+        # may merge onto a fixed one of params.yaml): those keys keep their base values until the run
+        # applies the chosen candidate
+        swept = _swept_keys(cfg, sel)
+        over = {k: v for k, v in over.items() if k not in swept}
     s.update(over)
     s["select"] = conds[condition].get("select")  # chosen on validation at run time (select stage)
     s["task"], s["glue_task"], s["condition"], s["seed"] = dataset, task, condition, int(seed)
@@ -657,12 +683,25 @@ def resolve_settings(cfg: dict, task: str, condition: str, seed: int) -> dict:
     return s
 
 
+def _base_settings(cfg: dict, dataset: str, task: str, model: str | None) -> dict:
+    """train <- tasks[GLUE task] <- tasks[dataset] <- models[model] <- models[model].tasks[task, dataset]:
+    a run's settings before its condition (or the intermediate run's own settings) apply. `model` is the
+    condition's model if it sets one (a per-model recipe follows the model the run trains)."""
+    s = dict(cfg["train"])
+    for t in dict.fromkeys((task, dataset)):
+        s.update(cfg["tasks"].get(t) or {})
+    recipe = cfg["models"].get(model or s["model"]) or {}
+    s.update({k: v for k, v in recipe.items() if k != "tasks"})
+    for t in dict.fromkeys((task, dataset)):
+        s.update((recipe.get("tasks") or {}).get(t) or {})
+    return s
+
+
 def intermediate_settings(cfg: dict, task: str, seed: int) -> dict:
     """Settings of the intermediate-task run (fine-tuned once per seed, reused by every target task):
-    base <- tasks[task] <- intermediate.train; its checkpoint is saved."""
+    the task's base settings (with its model's recipe) <- intermediate.train; its checkpoint is saved."""
     task = canonical_task(task)
-    s = dict(cfg["train"])
-    s.update(cfg["tasks"].get(task) or {})
+    s = _base_settings(cfg, task, task, cfg["intermediate"]["train"].get("model"))
     s.update(cfg["intermediate"]["train"])
     s.update(task=task, glue_task=task, condition="intermediate", seed=int(seed), select=None, intermediate_task=None,
              save_checkpoint=True, init_seed=int(seed), data_seed=int(seed))

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
 from .settings import RunSettings
 
 log = logging.getLogger("pipeline")

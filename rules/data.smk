@@ -46,7 +46,8 @@ rule features:
         f"{ROOT}/features/{{task}}/{{tag}}.pt",
     input:
         splits=rules.splits.output,
-        code=["pipeline/prepare.py", "pipeline/features.py", "pipeline/model.py"],
+        code=["pipeline/prepare.py", "pipeline/features.py", "pipeline/model.py", "pipeline/architecture.py",
+              "pipeline/errors.py"],
     params:
         model=lambda w: FEATURE_MODELS[(w.task, w.tag)],
         glue=lambda w: glue_task_of(config, w.task),

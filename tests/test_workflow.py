@@ -228,12 +228,13 @@ def test_target_run_starts_from_the_intermediate_weights():
 
     from pipeline.config import load_config, resolve_settings
     from pipeline.model import load_model
+    from pipeline.settings import RunSettings
     from pipeline.tasks import task_spec
     from pipeline.train import build_model
 
     cfg = load_config([REPO / "params.yaml"])
-    s = resolve_settings(cfg, "sts-b", "intermediate", 0)
-    donor = load_model(s["model"], 2)
+    s = RunSettings.from_dict(resolve_settings(cfg, "sts-b", "intermediate", 0))
+    donor = load_model(s.model, 2)
     with torch.no_grad():
         for p in donor.parameters():
             p.add_(0.01)  # an "intermediate" model distinct from the pre-trained one
