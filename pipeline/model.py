@@ -1,7 +1,14 @@
-"""Model loading, the new task head, Re-init of the top layers, and Mixout.
+"""Model loading, the new task head, where each architecture's transformer blocks are, and Mixout.
 
 Every random draw here takes an explicit torch.Generator, so the head's initialisation and the
-re-initialised weights are their own named streams (see `pipeline.seeds`).
+re-initialised weights are their own named streams (see `pipeline.seeds`). Re-init itself is
+`pipeline.reinit`.
+
+The task head is the official code's for every architecture (paper-details.md 4.2, 6.5): transformers'
+own head for BERT (pooler + linear), RoBERTa (dense + tanh + out_proj), XLNet (sequence summary of the
+last position + linear) and BART (dense + tanh + out_proj on the last <eos> of the decoder); for ELECTRA
+the official code replaces transformers' dense + gelu + out_proj head by dropout + one linear layer on
+the first token's hidden state, and so does `load_model` (`ElectraFirstTokenHead`).
 """
 from __future__ import annotations
 
@@ -55,6 +62,17 @@ def load_tokenizer(name: str):
         raise _load_help(name, exc) from exc
 
 
+def load_model_config(name: str, **overrides):
+    """The model's transformers config (config.json only, no weights)."""
+    from transformers import AutoConfig
+
+    path, _ = resolve_model(name)
+    try:
+        return AutoConfig.from_pretrained(path, **overrides)
+    except Exception as exc:
+        raise _load_help(name, exc) from exc
+
+
 def weights_sha256(path: str) -> str | None:
     """sha256 of the weight files of a local model folder (None for a Hub id)."""
     folder = Path(path)
@@ -73,19 +91,17 @@ def load_model(name: str, num_labels: int, *, dropout: float | None = None,
                attn_implementation: str = "sdpa"):
     """A sequence classifier from a Hub id, a local folder or the embedded alias (one output and
     MSE loss when num_labels == 1). `dropout` overrides the checkpoint's hidden/attention dropout."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     path, _ = resolve_model(name)
-    try:
-        config = AutoConfig.from_pretrained(path, num_labels=num_labels)
-    except Exception as exc:
-        raise _load_help(name, exc) from exc
+    config = load_model_config(name, num_labels=num_labels)
     config.problem_type = "regression" if num_labels == 1 else "single_label_classification"
     if dropout is not None:
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
             if hasattr(config, key):
                 setattr(config, key, float(dropout))
+    attn_implementation = supported_attention(config, attn_implementation)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" warning is expected
     try:
@@ -95,6 +111,48 @@ def load_model(name: str, num_labels: int, *, dropout: float | None = None,
         raise _load_help(name, exc) from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+    return official_head(model)
+
+
+def supported_attention(config, attn_implementation: str) -> str:
+    """`attn_implementation`, or "eager" when it is "sdpa" and the architecture's sequence classifier
+    has no SDPA attention (XLNet): the attention kernel is a speed setting, the arithmetic is the same
+    up to rounding, and plain fine-tuning of any loadable classifier must run."""
+    if attn_implementation != "sdpa":
+        return attn_implementation
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        return attn_implementation  # from_pretrained will say what is wrong
+    return attn_implementation if getattr(cls, "_supports_sdpa", False) else "eager"
+
+
+class ElectraFirstTokenHead(nn.Module):
+    """The official code's ELECTRA head (model_utils.ElectraForSequenceClassification): dropout
+    (hidden_dropout_prob) and one linear layer on the first token's hidden state; no dense layer.
+    Takes the whole sequence output, as transformers' ElectraClassificationHead does."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(sequence_output[:, 0]))
+
+
+def official_head(model: nn.Module) -> nn.Module:
+    """Give `model` the official code's task head where it differs from transformers' (ELECTRA: see
+    ElectraFirstTokenHead); every other classifier is returned unchanged. The new head is drawn as
+    transformers draws a new head (N(0, initializer_range^2) weight, zero bias, global RNG);
+    `init_head` redraws it from the run's own stream."""
+    if getattr(model.config, "model_type", None) == "electra" and \
+            type(model).__name__ == "ElectraForSequenceClassification":
+        head = ElectraFirstTokenHead(model.config).to(next(model.parameters()).device)
+        _init_module(head, init_std(model.config), None)
+        model.classifier = head
     return model
 
 
@@ -104,21 +162,57 @@ def base_model(model: nn.Module) -> nn.Module:
     return getattr(model, prefix, model) if prefix else model
 
 
-def encoder_layers(model: nn.Module):
+# Where an architecture's transformer blocks are: the paths of its block lists under the base model,
+# bottom to top. Everything else in the base model is "embeddings" (or the pooler). Any other model
+# type is read as BERT-style (<base>.encoder.layer, embeddings, pooler) when it has that layout.
+BLOCK_STACKS = {
+    "xlnet": ("layer",),                             # transformer.layer.<i>; word_embedding, mask_emb
+    "bart": ("encoder.layers", "decoder.layers"),    # encoder blocks, then decoder blocks
+}
+BERT_STACKS = ("encoder.layer",)
+
+
+def model_type(model: nn.Module) -> str | None:
+    return getattr(getattr(model, "config", None), "model_type", None)
+
+
+def _get(module: nn.Module, path: str):
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def block_stacks(model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+    """[(path under the base model, its block list)], bottom to top; empty when none is known."""
     base = base_model(model)
-    encoder = getattr(base, "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if layers is None:
+    paths = BLOCK_STACKS.get(model_type(model), BERT_STACKS)
+    return [(p, _get(base, p)) for p in paths if isinstance(_get(base, p), nn.ModuleList)]
+
+
+def encoder_layers(model: nn.Module) -> list[nn.Module]:
+    """Every transformer block of the model, bottom to top (BERT, RoBERTa, ELECTRA: encoder.layer;
+    XLNet: transformer.layer; BART: the encoder's layers, then the decoder's)."""
+    stacks = block_stacks(model)
+    if not stacks:
         raise NotImplementedError(
-            f"Re-init supports BERT-style encoders (base_model.encoder.layer: BERT, RoBERTa, ELECTRA); "
-            f"{model.__class__.__name__} has no such layer list")
-    return layers
+            f"{model.__class__.__name__} has none of the block lists pipeline.model knows "
+            f"(<base model>.encoder.layer as BERT, RoBERTa, ELECTRA; "
+            + "; ".join(f"{t}: {', '.join(p)}" for t, p in BLOCK_STACKS.items()) + ")")
+    return [layer for _, layers in stacks for layer in layers]
 
 
 def head_modules(model: nn.Module) -> list[nn.Module]:
     """The task-specific modules outside the pre-trained encoder (the new classifier)."""
     prefix = getattr(model, "base_model_prefix", "")
     return [m for n, m in model.named_children() if n != prefix] if prefix and hasattr(model, prefix) else []
+
+
+def init_std(config) -> float:
+    """The standard deviation of the architecture's own initialisation (BART calls it init_std)."""
+    std = getattr(config, "initializer_range", None)
+    return float(config.init_std if std is None else std)
 
 
 @torch.no_grad()
@@ -136,36 +230,42 @@ def _init_module(module: nn.Module, std: float, generator: torch.Generator | Non
 
 def init_head(model: nn.Module, generator: torch.Generator, std: float | None = None) -> nn.Module:
     """Draw the new task head from its own stream, so conditions with the same init seed share it."""
-    std = model.config.initializer_range if std is None else std
+    std = init_std(model.config) if std is None else std
     for m in head_modules(model):
         _init_module(m, std, generator)
     return model
 
 
-def reinit_top_layers(model: nn.Module, n_layers: int, reinit_pooler: bool = True,
-                      generator: torch.Generator | None = None) -> nn.Module:
-    """Re-initialise the pooler and the top `n_layers` transformer blocks as the paper does
-    (Linear weights N(0, initializer_range^2), biases 0, LayerNorm weight 1 and bias 0); nothing
-    else is touched. Works on a task model or a bare encoder; returns the model."""
-    layers = encoder_layers(model)
-    if not 0 <= n_layers <= len(layers):
-        raise ValueError(f"reinit_layers must be in 0..{len(layers)} for this model, got {n_layers}")
-    std = model.config.initializer_range
-    if reinit_pooler:
-        pooler = getattr(base_model(model), "pooler", None)
-        if pooler is not None:  # ELECTRA and RoBERTa classifiers have none: nothing to re-initialise
-            _init_module(pooler, std, generator)
-    for layer in list(layers)[len(layers) - n_layers:] if n_layers else []:
-        _init_module(layer, std, generator)
-    return model
-
-
 # --- Mixout (Lee et al. 2020) ---------------------------------------------------------------
 
+MIXOUT_GRADS = ("exact", "official")
+
+
+class _OfficialMixoutGrad(torch.autograd.Function):
+    """Mixout's forward with the official backward (mixout.py's `Mixout.backward`): the incoming
+    gradient times the 0/1 keep-mask, without the 1 / (1 - p) of the forward's derivative."""
+
+    @staticmethod
+    def forward(ctx, weight, target, keep, p):
+        ctx.save_for_backward(keep)
+        return (keep * weight + (1.0 - keep) * target - p * target) / (1.0 - p)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return grad * keep, None, None, None
+
+
 def mixout_weight(weight: torch.Tensor, target: torch.Tensor, p: float,
-                  generator: torch.Generator | None) -> torch.Tensor:
+                  generator: torch.Generator | None, *, grad: str) -> torch.Tensor:
     """Mix `weight` with `target`: one Bernoulli(1 - p) keep-mask per input unit (column), shared by
-    all rows, rescaled so the expectation equals `weight`; gradients reach only kept entries."""
+    all rows, ((1 - keep) target + keep W - p target) / (1 - p), whose expectation is `weight`;
+    gradients reach only kept entries. `grad` is the backward (run setting `mixout_grad`):
+    "exact", the derivative of that forward (keep / (1 - p) times the incoming gradient); "official",
+    the official code's (keep times the incoming gradient: 1 - p times the exact one, 10x smaller at
+    p = 0.9). The forward value and the mask draws are the same under both."""
+    if grad not in MIXOUT_GRADS:
+        raise ValueError(f"mixout grad must be one of {MIXOUT_GRADS}, got {grad!r}")
     if p <= 0.0:
         return weight
     if p >= 1.0:
@@ -173,6 +273,8 @@ def mixout_weight(weight: torch.Tensor, target: torch.Tensor, p: float,
     keep = torch.empty(weight.shape[1], dtype=weight.dtype, device=weight.device)
     keep.bernoulli_(1.0 - p, generator=generator)
     keep = keep.unsqueeze(0)
+    if grad == "official":
+        return _OfficialMixoutGrad.apply(weight, target, keep, p)
     return (keep * weight + (1.0 - keep) * target - p * target) / (1.0 - p)
 
 
@@ -182,20 +284,25 @@ class MixoutLinear(nn.Linear):
 
     def forward(self, x):
         if self.training and self.mixout_p > 0:
-            w = mixout_weight(self.weight, self.mixout_target, self.mixout_p, self.mixout_generator)
+            w = mixout_weight(self.weight, self.mixout_target, self.mixout_p, self.mixout_generator,
+                              grad=self.mixout_grad)
             return nn.functional.linear(x, w, self.bias)
         return super().forward(x)
 
 
-def apply_mixout(model: nn.Module, p: float, generator: torch.Generator) -> nn.Module:
+def apply_mixout(model: nn.Module, p: float, generator: torch.Generator, *, grad: str) -> nn.Module:
     """Turn every Linear (all blocks, the pooler and the head) into a MixoutLinear whose target is its
-    current weight, and switch ordinary dropout off."""
+    current weight, and switch ordinary dropout off. `grad`: Mixout's backward, "exact" or
+    "official" (see `mixout_weight`; run setting `mixout_grad`)."""
+    if grad not in MIXOUT_GRADS:
+        raise ValueError(f"mixout grad must be one of {MIXOUT_GRADS}, got {grad!r}")
     for module in list(model.modules()):
         if isinstance(module, nn.Linear) and not isinstance(module, MixoutLinear):
             module.__class__ = MixoutLinear
             module.mixout_p = float(p)
             module.register_buffer("mixout_target", module.weight.detach().clone(), persistent=False)
             module.mixout_generator = generator
+            module.mixout_grad = grad
         elif isinstance(module, nn.Dropout):
             module.p = 0.0
     model.config.hidden_dropout_prob = 0.0
@@ -346,11 +453,20 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def block_of(name: str, model: nn.Module) -> str:
-    """The depth tag of a parameter: embeddings, block<i>, pooler or head."""
+    """The depth tag of a parameter: embeddings, block<i> (i counted bottom to top over every block
+    list of `encoder_layers`), pooler or head (outside the base model)."""
     prefix = getattr(model, "base_model_prefix", "")
     inner = name[len(prefix) + 1:] if prefix and name.startswith(prefix + ".") else None
     if inner is None:
         return "head"
+    stacks = BLOCK_STACKS.get(model_type(model))
+    if stacks is not None:  # XLNet, BART: every base-model parameter outside the blocks is an embedding
+        offset = 0
+        for path, layers in block_stacks(model):
+            if inner.startswith(path + "."):
+                return f"block{offset + int(inner[len(path) + 1:].split('.')[0])}"
+            offset += len(layers)
+        return "pooler" if inner.startswith("pooler.") else "embeddings"
     if inner.startswith("embeddings."):
         return "embeddings"
     if inner.startswith("encoder.layer."):
@@ -365,15 +481,19 @@ def depth_order(n_blocks: int) -> list[str]:
 
 
 def n_blocks(model: nn.Module) -> int:
-    """The number of encoder blocks; 0 for an architecture without `base_model.encoder.layer` (plain
-    fine-tuning needs no depth: its parameters are then tagged embeddings, pooler or head only; Re-init
-    and layer-wise LR decay are refused for it, pipeline.architecture.model_problems)."""
+    """The number of transformer blocks (`encoder_layers`); 0 for an architecture without a known block
+    list (plain fine-tuning needs no depth: its parameters are then tagged embeddings, pooler or head
+    only; Re-init and layer-wise LR decay are refused for it, pipeline.architecture.model_problems)."""
     try:
         return len(encoder_layers(model))
     except NotImplementedError:
         return 0
 
 
-__all__ = ["load_model", "load_tokenizer", "reinit_top_layers", "init_head", "apply_mixout",
-           "mixout_weight", "MixoutLinear", "resolve_model", "weights_sha256", "block_of",
-           "CompactEmbedding", "compact_word_embeddings", "compacted", "cls_only_top_layer", "dense_named_parameters", "dense_state_dict"]
+
+__all__ = ["load_model", "load_model_config", "load_tokenizer", "init_head",
+           "apply_mixout", "mixout_weight", "MixoutLinear", "MIXOUT_GRADS", "resolve_model", "weights_sha256",
+           "block_of", "encoder_layers", "n_blocks", "head_modules", "init_std", "ElectraFirstTokenHead",
+           "official_head",
+           "CompactEmbedding", "compact_word_embeddings", "compacted", "cls_only_top_layer",
+           "dense_named_parameters", "dense_state_dict"]

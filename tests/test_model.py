@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import types
 
 import pytest
 import torch
@@ -170,7 +171,7 @@ def test_init_head_same_seed_same_head(embedded_pristine):
 
 def test_mixout_p0_is_identity():
     w = torch.randn(4, 6)
-    out = mixout_weight(w, torch.zeros(4, 6), 0.0, torch.Generator().manual_seed(0))
+    out = mixout_weight(w, torch.zeros(4, 6), 0.0, torch.Generator().manual_seed(0), grad="exact")
     assert torch.equal(out, w)
 
 
@@ -180,7 +181,7 @@ def test_mixout_mean_equals_weight():
     target = torch.randn(5, 12, generator=g, dtype=torch.float64)
     p, n = 0.3, 4000
     gen = torch.Generator().manual_seed(123)
-    samples = torch.stack([mixout_weight(w, target, p, gen) for _ in range(n)])
+    samples = torch.stack([mixout_weight(w, target, p, gen, grad="exact") for _ in range(n)])
     mean = samples.mean(0)
     se = (w - target).abs() * (p / (1 - p) / n) ** 0.5  # each sample is target + keep (w - target) / (1 - p)
     z = (mean - w) / se
@@ -195,7 +196,8 @@ def test_mixout_mean_equals_weight():
 def test_mixout_mask_constant_along_columns_and_gradients():
     p = 0.5
     w = (torch.rand(8, 20, dtype=torch.float64) + 0.5).requires_grad_(True)  # no zero entries
-    out = mixout_weight(w, torch.zeros(8, 20, dtype=torch.float64), p, torch.Generator().manual_seed(4))
+    out = mixout_weight(w, torch.zeros(8, 20, dtype=torch.float64), p, torch.Generator().manual_seed(4),
+                        grad="exact")
     dropped = out.detach() == 0  # target 0: a dropped entry is exactly 0, a kept one w / (1 - p)
     # one mask per input unit (column), shared by all rows
     assert torch.equal(dropped, dropped[0:1].expand_as(dropped))
@@ -212,11 +214,89 @@ def test_mixout_with_target_mixes_toward_target():
     g = torch.Generator().manual_seed(0)
     w = torch.randn(3, 30, generator=g, dtype=torch.float64)
     t = torch.randn(3, 30, generator=g, dtype=torch.float64)
-    out = mixout_weight(w, t, p, torch.Generator().manual_seed(9))
+    out = mixout_weight(w, t, p, torch.Generator().manual_seed(9), grad="exact")
     keep = (out - t) * (1 - p) / (w - t)  # 0 where dropped, 1 where kept
     assert torch.allclose(keep, keep.round(), atol=1e-9)
     assert set(keep.round().unique().tolist()) == {0.0, 1.0}
     assert torch.equal(keep.round(), keep.round()[0:1].expand_as(keep))
+
+
+class _OneLinear(nn.Module):
+    """A model of one Linear layer (apply_mixout needs a `config`)."""
+
+    def __init__(self, n_in=20, n_out=7):
+        super().__init__()
+        self.config = types.SimpleNamespace()
+        self.fc = nn.Linear(n_in, n_out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("grad", ["exact", "official"])
+def test_mixout_backward_switch(grad):
+    """One backward pass through a Mixout layer (p = 0.9). official: the gradient reaching the weight is
+    the incoming gradient (that of the mixed weight) times the 0/1 keep-mask, computed here
+    independently; exact: autograd of the forward, i.e. that times 1 / (1 - p), 10x the official one."""
+    p, seed = 0.9, 3
+    g = torch.Generator().manual_seed(0)
+    model = _OneLinear()
+    apply_mixout(model, p, torch.Generator().manual_seed(seed), grad=grad)
+    fc = model.fc
+    target = fc.mixout_target.clone()
+    with torch.no_grad():  # training has moved the weight away from its target
+        fc.weight.add_(0.3 * torch.randn(fc.weight.shape, generator=g, dtype=torch.float64))
+    w, b = fc.weight.detach().clone(), fc.bias.detach().clone()
+    x = torch.randn(5, 20, generator=g, dtype=torch.float64)
+    upstream = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    model.train()
+    out = fc(x)
+    (out * upstream).sum().backward()
+
+    # the reference: the same keep-mask (same generator stream: one Bernoulli(1 - p) per input unit)
+    keep = torch.empty(20, dtype=torch.float64)
+    keep.bernoulli_(1 - p, generator=torch.Generator().manual_seed(seed))
+    assert 0 < int(keep.sum()) < 20  # some columns kept, some dropped
+    keep = keep.unsqueeze(0).expand(7, 20)
+    mixed = ((keep * w + (1 - keep) * target - p * target) / (1 - p)).requires_grad_(True)
+    ref_out = nn.functional.linear(x, mixed, b)
+    (ref_out * upstream).sum().backward()
+    assert torch.equal(out.detach(), ref_out.detach())  # the forward is Mixout's under both switches
+    incoming = mixed.grad  # the gradient of the mixed weight: upstream^T x
+    assert torch.allclose(incoming, upstream.T @ x, rtol=0, atol=1e-12)
+    if grad == "official":
+        expected = incoming * keep
+    else:  # autograd of the forward, from a fresh leaf
+        leaf = w.clone().requires_grad_(True)
+        fwd = (keep * leaf + (1 - keep) * target - p * target) / (1 - p)
+        (nn.functional.linear(x, fwd, b) * upstream).sum().backward()
+        expected = leaf.grad
+        assert torch.allclose(expected, incoming * keep / (1 - p), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(fc.weight.grad, expected, rtol=1e-12, atol=1e-12)
+    assert torch.count_nonzero(fc.weight.grad[:, keep[0] == 0]) == 0  # dropped columns get nothing
+    assert torch.allclose(fc.bias.grad, upstream.sum(0), rtol=0, atol=1e-12)  # biases are not mixed
+
+
+def test_mixout_switches_differ_only_in_the_backward_by_1_minus_p():
+    """Same draws, same forward; the official weight gradient is (1 - p) times the exact one."""
+    p = 0.9
+    grads, outs = {}, {}
+    for grad in ("exact", "official"):
+        w = (torch.randn(6, 30, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+             .requires_grad_(True))
+        t = torch.randn(6, 30, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        out = mixout_weight(w, t, p, torch.Generator().manual_seed(5), grad=grad)
+        (out * torch.arange(180, dtype=torch.float64).view(6, 30)).sum().backward()
+        grads[grad], outs[grad] = w.grad, out.detach()
+    assert torch.equal(outs["exact"], outs["official"])
+    assert torch.count_nonzero(grads["official"]) > 0
+    assert torch.allclose(grads["official"], (1 - p) * grads["exact"], rtol=1e-12, atol=0)
+
+
+def test_mixout_grad_is_a_required_named_setting():
+    with pytest.raises(TypeError):
+        apply_mixout(_OneLinear(), 0.5, torch.Generator())  # no default: the run must say which
+    with pytest.raises(ValueError, match="exact.*official"):
+        apply_mixout(_OneLinear(), 0.5, torch.Generator(), grad="autograd")
+    model = apply_mixout(_OneLinear(), 0.5, torch.Generator(), grad="official")
+    assert model.fc.mixout_grad == "official"
 
 
 def tiny_classifier():
@@ -233,7 +313,7 @@ def test_apply_mixout():
     model = tiny_classifier()
     reference = copy.deepcopy(model)
     ids = torch.randint(1, 60, (3, 10), generator=torch.Generator().manual_seed(0))
-    apply_mixout(model, 0.5, generator("mixout", 0))
+    apply_mixout(model, 0.5, generator("mixout", 0), grad="exact")
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert len(linears) == 2 * 6 + 2 and all(isinstance(m, MixoutLinear) for m in linears)
     assert all(torch.equal(m.mixout_target, m.weight) for m in linears)
@@ -269,7 +349,7 @@ def test_mixout_training_equals_plain_when_weight_is_target():
     ids = torch.randint(1, 60, (3, 10), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         plain = model(input_ids=ids).logits
-    apply_mixout(model, 0.3, generator("mixout", 0))
+    apply_mixout(model, 0.3, generator("mixout", 0), grad="exact")
     model.train()
     with torch.no_grad():
         out = model(input_ids=ids).logits
@@ -294,7 +374,11 @@ def test_unloadable_model_fails_with_how_to_fix(monkeypatch, name):
     """A typo or an offline Hub id fails at load time, naming the model and the ways out."""
     from pipeline.model import ModelLoadError, load_model
 
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # read at import: without this, a Hub id is looked up online and waits for the network's timeout
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelLoadError) as err:
         load_model(name, 2)
     msg = str(err.value)
