@@ -1,18 +1,23 @@
-"""torch.profiler summary of our training step (for docs/performance.md).
+"""torch.profiler summary of the engine's training step (for docs/performance.md).
 
     .venv/bin/python bench/profile_step.py [--task rte] [--paper] [--steps 3] [--rows 15]
 
-Builds the model, parameter groups, optimiser, features and batch order exactly as
-pipeline.train.run() does (default study settings; --paper: batch 32, max_seq_length 128), then runs
-the body of run()'s training loop step by step, each phase wrapped in a record_function label:
-batch building (Examples.batch), forward, loss + backward, gradient clipping, the update-norm
-logging of the first `update_log_steps` steps (copy before, foreach norms after), and the optimiser step.
-Two warm-up steps, then --steps profiled steps. Prints the phases' share of the step, the top ops by
-self CPU time, and the mean wall time of a step with and without the update-norm logging.
+Starts a run exactly as pipeline.train.run() does, by calling the engine's own `pipeline.train.start`
+(default study settings; --paper: batch 32, max_seq_length 128), then calls the engine's own
+`pipeline.train.train_step` on the run's first batches, with the engine's update-norm log
+(`pipeline.train.UpdateLog`) around it as run() has it. Nothing of the step is copied here: the phase
+labels (record_function) are attached from outside, around the engine's own calls (Examples.batch,
+the model's forward, the loss, Tensor.backward, clip_grad_norm_, the optimiser step), so the
+measured step is the one the studies run. The phases: batch building, forward, loss, backward,
+gradient clipping, the update-norm logging of the first `update_log_steps` steps (copy before, foreach
+norms after), and the optimiser step. Two warm-up steps, then --steps profiled steps. Prints the
+phases' share of the step, the top ops by self CPU time, and the median wall time of a step with and
+without the update-norm logging.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -21,6 +26,63 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as B  # noqa: E402
+
+
+@contextlib.contextmanager
+def phase_labels(t):
+    """record_function labels around the engine's own calls inside `train.train_step` for the
+    trainer `t` (pipeline.train.Trainer); everything is restored on exit."""
+    import torch
+    from torch.profiler import record_function
+
+    def labelled(name, fn):
+        def call(*a, **k):
+            with record_function(name):
+                return fn(*a, **k)
+        return call
+
+    def around(name):  # (pre-hook, post-hook) opening and closing one label; hooks must return None
+        label = record_function(name)
+        return lambda *_: label.__enter__() and None, lambda *_: label.__exit__(None, None, None) and None
+
+    forward, step = around("2 forward"), around("7 optimiser step")
+    handles = [t.model.register_forward_pre_hook(forward[0]), t.model.register_forward_hook(forward[1]),
+               t.opt.register_step_pre_hook(step[0]), t.opt.register_step_post_hook(step[1])]
+    saved = (t.train.batch, t.loss_fn, torch.Tensor.backward, torch.nn.utils.clip_grad_norm_)
+    t.train.batch = labelled("1 batch build (Examples.batch)", saved[0])
+    t.loss_fn = labelled("3 loss", saved[1])
+    torch.Tensor.backward = labelled("4 backward", saved[2])
+    torch.nn.utils.clip_grad_norm_ = labelled("5 clip_grad_norm_", saved[3])
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        del t.train.batch  # the instance attribute: Examples.batch again
+        t.loss_fn, torch.Tensor.backward, torch.nn.utils.clip_grad_norm_ = saved[1:]
+
+
+def measured_step(s, started, log_steps: int):
+    """step(k, batch_idx, update_log) -> the engine's StepResult: `pipeline.train.train_step` for
+    optimiser step k of the started run, with the engine's update-norm log around it when
+    `update_log` (as run() does for its first `update_log_steps` steps)."""
+    from torch.profiler import record_function
+
+    from pipeline import train
+
+    updates = train.UpdateLog(started.groups, log_steps, started.trainer.device)
+
+    def step(k, batch_idx, update_log):
+        if update_log:
+            with record_function("6 update log: copy"):
+                updates.before(k)
+        out = train.train_step(s, started.trainer, k, batch_idx)
+        if update_log:
+            with record_function("8 update log: norms"):
+                updates.after(k)
+        return out
+
+    return step
 
 
 def main(argv=None):
@@ -33,19 +95,11 @@ def main(argv=None):
     ap.add_argument("--micro-batch-tokens", type=int, default=None, help="override the study's token budget")
     a = ap.parse_args(argv)
 
-    import torch
     import transformers
-    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.profiler import ProfilerActivity, profile
 
-    from pipeline import seeds
-    from pipeline.drift import snapshot
-    from pipeline.features import Examples, micro_batches
-    from pipeline.optim import AdamW, linear_schedule, parameter_groups, set_lr
-    from pipeline.tasks import task_spec
-    from pipeline.model import cls_only_top_layer
-    from pipeline.train import build_model, compact_embeddings, update_norms
+    from pipeline import train
 
-    torch.set_num_threads(1)
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
     cfgs = [B.PARAMS]
@@ -57,70 +111,29 @@ def main(argv=None):
     s = B.settings(a.task, cfgs)
     if a.micro_batch_tokens is not None:
         s = s.replace(micro_batch_tokens=a.micro_batch_tokens)
-    feats = B.features(s, cfgs)
-    spec = task_spec(s.glue_task)
-    model = build_model(s, spec)
-    initial = snapshot(model)
-    feats, anchors, pad, _ = compact_embeddings(model, feats, s, initial)
-    if s.cls_only_top_layer:
-        cls_only_top_layer(model)
-    train = Examples(feats["train"], pad_id=pad)
-    groups = parameter_groups(model, lr=s.lr, weight_decay=s.weight_decay, prior_wd=s.prior_wd,
-                              llrd_eta=s.llrd_eta, initial=anchors)
-    opt = AdamW(groups, lr=s.lr, betas=(s.adam_beta1, s.adam_beta2), eps=s.adam_eps,
-                bias_correction=s.bias_correction)
     n_steps = 2 + a.steps + a.timing_steps
-    batches = B.train_batches(s, len(train), n_steps)
-    torch.manual_seed(seeds.stream_seed("dropout", s.data_seed))
-    loss_fn = torch.nn.MSELoss(reduction="sum") if spec.is_regression else torch.nn.CrossEntropyLoss(reduction="sum")
-    depths = list(dict.fromkeys(g["depth"] for g in groups))  # as run() logs update norms
-    logged = [(depths.index(g["depth"]), p) for g in groups for p in g["params"]]
-    log_params = [p for _, p in logged]
-    log_depth = torch.tensor([d for d, _ in logged])
-    log_buf = [p.detach().clone() for p in log_params]
-
-    def step(k, batch_idx, update_log):
-        model.train()
-        set_lr(opt, s.lr, linear_schedule(k, n_steps, 0))
-        opt.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for mb in micro_batches(batch_idx, train.lengths, s.micro_batch_tokens):
-            with record_function("1 batch build (Examples.batch)"):
-                b = train.batch(mb)
-                labels = b.pop("labels")
-            with record_function("2 forward"):
-                logits = model(**b).logits.float()
-            with record_function("3 loss + backward"):
-                loss = loss_fn(logits[:, 0], labels) if spec.is_regression else loss_fn(logits, labels)
-                loss = loss / len(batch_idx)
-                loss.backward()
-                loss_sum += float(loss)
-        with record_function("4 clip_grad_norm_"):
-            float(torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm))
-        if update_log:
-            with record_function("5 update log: copy"), torch.no_grad():
-                torch._foreach_copy_(log_buf, log_params)
-        with record_function("6 optimiser step"):
-            opt.step()
-        if update_log:
-            with record_function("7 update log: norms"):
-                update_norms(log_params, log_buf, log_depth, len(depths))
-        return loss_sum
-
-    it = iter(enumerate(batches))
-    for _ in range(2):
-        k, b = next(it)
-        step(k, b, True)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(a.steps):
+    feats = B.features(s, cfgs)
+    n_train = len(feats["train"]["labels"])
+    if train.total_steps(n_train, s.batch_size, s.epochs, s.max_steps) < n_steps:  # a run long enough
+        s = s.replace(max_steps=n_steps)
+    started = train.start(s, feats, threads=1)  # the engine's start: model, optimiser, schedule, streams
+    step = measured_step(s, started, n_steps)
+    it = iter(enumerate(started.batches[:n_steps], start=1))
+    with phase_labels(started.trainer):
+        for _ in range(2):
             k, b = next(it)
             step(k, b, True)
-    lengths = train.lengths
-    prof_batches = batches[2:2 + a.steps]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(a.steps):
+                k, b = next(it)
+                step(k, b, True)
+    lengths = started.trainer.train.lengths
+    prof_batches = started.batches[2:2 + a.steps]
     real, padded = B.token_counts(prof_batches, lengths, s.micro_batch_tokens)
     print(f"# bench/profile_step.py: task {a.task}, batch {s.batch_size}, max_seq_length {s.max_seq_length}, "
           f"micro_batch_tokens {s.micro_batch_tokens}, attn {s.attn_implementation}, 1 thread; "
-          f"{a.steps} profiled steps after 2 warm-up steps ({real} real / {padded} padded tokens)")
+          f"{a.steps} profiled steps of pipeline.train.train_step after 2 warm-up steps "
+          f"({real} real / {padded} padded tokens)")
     ka = prof.key_averages()
     phases = [e for e in ka if e.key[:1].isdigit() and " " in e.key]
     total = sum(e.cpu_time_total for e in phases)

@@ -1,6 +1,14 @@
 """Adam with a bias-correction switch (BERTAdam vs debiased Adam), parameter groups tagged by
 depth, layer-wise LR decay, weight decay toward zero and toward the pre-trained weights, and the
 warm-up + linear-decay schedule.
+
+Two behaviours of the official code (paper-details.md 6.8) are settings of `parameter_groups`:
+- `prior_wd_head`: under pre-trained weight decay the new classifier (the head's decayed weights)
+  decays toward zero (`zero`, the paper's stated intent) or toward its random initial value
+  (`initial`, what the official `PriorWD` does: its "last group toward 0" special case never fires).
+- `weight_decay_impl`: plain weight decay is real decoupled decay (`decay`) or nothing
+  (`official_noop`: the official `PriorWD` wrapper sets every group's weight decay to 0, so
+  `--weight_decay` alone has no effect; Table 2's WD column equals Standard because of it).
 """
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from .model import block_of, depth_order, n_blocks
+from .model import block_of, depth_order, head_modules, n_blocks
 
 
 class AdamW(torch.optim.Optimizer):
@@ -23,7 +31,7 @@ class AdamW(torch.optim.Optimizer):
     Decays act before the Adam step, each from the same pre-step weight w (so they add):
     w <- w - lr_t * weight_decay * w - lr_t * prior_wd * (w - anchor). A group's `anchors` (one tensor
     or None per parameter) hold the weights at the start of fine-tuning; None decays toward zero (the
-    new head), as the paper intends and the official code does not.
+    new head under `prior_wd_head: zero`, as the paper intends and the official code does not).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -103,11 +111,28 @@ def llrd_scale(depth: str, blocks: int, eta: float) -> float:
     return eta ** (blocks - int(depth[len("block"):]))
 
 
+WEIGHT_DECAY_IMPLS = ("decay", "official_noop")
+PRIOR_WD_HEADS = ("zero", "initial")
+
+
+def applied_weight_decay(weight_decay: float, weight_decay_impl: str) -> float:
+    """The plain weight decay the optimiser applies: `weight_decay`, or 0 under `official_noop`."""
+    if weight_decay_impl not in WEIGHT_DECAY_IMPLS:
+        raise ValueError(f"weight_decay_impl must be one of {WEIGHT_DECAY_IMPLS}, got {weight_decay_impl!r}")
+    return 0.0 if weight_decay_impl == "official_noop" else weight_decay
+
+
 def parameter_groups(model: nn.Module, *, lr: float, weight_decay: float = 0.0, prior_wd: float = 0.0,
-                     llrd_eta: float = 1.0, initial: dict | None = None) -> list[dict]:
+                     llrd_eta: float = 1.0, initial: dict | None = None, prior_wd_head: str = "zero",
+                     weight_decay_impl: str = "decay") -> list[dict]:
     """One group per (depth, decay flag), built once. Each carries `depth`, `decay`, `lr_scale`
-    and, for pre-trained weight decay, the anchors (the weights at the start of fine-tuning; the head
-    decays toward zero). Biases and LayerNorm parameters are never decayed."""
+    and, for pre-trained weight decay, the anchors (the weights at the start of fine-tuning; the head's
+    are None, toward zero, under `prior_wd_head: zero`, and its initial weights under `initial`).
+    Biases and LayerNorm parameters are never decayed. `weight_decay_impl: official_noop` zeroes
+    every group's plain weight decay (the official PriorWD wrapper does; prior_wd is unaffected)."""
+    if prior_wd_head not in PRIOR_WD_HEADS:
+        raise ValueError(f"prior_wd_head must be one of {PRIOR_WD_HEADS}, got {prior_wd_head!r}")
+    weight_decay = applied_weight_decay(weight_decay, weight_decay_impl)
     blocks = n_blocks(model)
     groups: dict = {}
     for mname, module in model.named_modules():
@@ -129,9 +154,13 @@ def parameter_groups(model: nn.Module, *, lr: float, weight_decay: float = 0.0, 
     order = {d: i for i, d in enumerate(depth_order(blocks))}
     out = [groups[k] for k in sorted(groups, key=lambda k: (order[k[0]], not k[1]))]
     if prior_wd:
+        # the new classifier: the parameters of the task head (pipeline.model.head_modules)
+        head = {id(p) for m in head_modules(model) for p in m.parameters()}
+        toward_zero = head if prior_wd_head == "zero" else set()
         for g in out:
             if g["decay"]:
-                g["anchors"] = [None if g["depth"] == "head" else initial[n] for n in g["names"]]
+                g["anchors"] = [None if id(p) in toward_zero else initial[n]
+                                for n, p in zip(g["names"], g["params"])]
     return out
 
 

@@ -4,7 +4,9 @@
 returns, or the same dictionary as JSON on the `finetune` command line, and refuses a missing key, an
 unknown key, a value of the wrong type or a non-finite number with a `pipeline.config.ConfigError`
 naming the key. Every field is required (no defaults here: the configuration states every value),
-except `selected`, which only the selection of a condition's candidate sets.
+except `selected`, which only the selection of a condition's candidate sets. A field annotated with
+`Literal[...]` (the official code's behaviours, README "Official code") takes exactly one of its
+listed strings.
 
 Import-light (no torch), so the configuration layer and Snakemake can use it.
 """
@@ -16,6 +18,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class RunSettings:
     epochs: int
     max_steps: int | None
     warmup_ratio: float
+    warmup_steps: int | None  # null: int(warmup_ratio x total steps); else exactly this many (Table 6 recipes)
     weight_decay: float
     prior_wd: float
     max_grad_norm: float
@@ -53,6 +57,10 @@ class RunSettings:
     update_log_steps: int
     init_seed: int          # resolved: the run's seed unless the configuration fixes it
     data_seed: int
+    # --- where the official code departs from the paper's stated method (paper-details.md 6.6, 6.8)
+    mixout_grad: Literal["exact", "official"]             # Mixout's backward: autograd | grad x 0/1 mask
+    prior_wd_head: Literal["zero", "initial"]             # pre-trained WD pulls the new head to 0 | its init
+    weight_decay_impl: Literal["decay", "official_noop"]  # plain weight decay: real | zeroed by PriorWD
     # --- identity and evaluation (added by resolve_settings / intermediate_settings)
     task: str               # the dataset (a GLUE task or a `datasets:` name)
     glue_task: str
@@ -115,13 +123,18 @@ def _error(errors: list[str]):
 
 def _allowed(hint) -> tuple[tuple, bool]:
     """(the non-None types a field accepts, whether None is accepted) from its annotation."""
+    if typing.get_origin(hint) is Literal:
+        return (str,), False
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = typing.get_args(hint)
         return tuple(a for a in args if a is not type(None)), type(None) in args
     return (hint,), False
 
 
-FIELD_TYPES = {name: _allowed(hint) for name, hint in typing.get_type_hints(RunSettings).items()}
+_HINTS = typing.get_type_hints(RunSettings)
+FIELD_TYPES = {name: _allowed(hint) for name, hint in _HINTS.items()}
+CHOICES = {name: typing.get_args(hint) for name, hint in _HINTS.items() if typing.get_origin(hint) is Literal}
+MINIMUM = {"warmup_steps": 0}  # the integer fields that have a lower bound
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -137,16 +150,22 @@ def _check(name: str, value):
     if isinstance(value, bool):  # bool is an int in Python, never a number here
         return value, f"must be {what}, got {value!r}"
     if kind is int:
-        return value, None if isinstance(value, int) else f"must be {what}, got {value!r}"
+        if not isinstance(value, int):
+            return value, f"must be {what}, got {value!r}"
+        low = MINIMUM.get(name)
+        return value, None if low is None or value >= low else f"must be at least {low}, got {value!r}"
     if kind is float:
         if not isinstance(value, (int, float)):
             return value, f"must be {what}, got {value!r}"
         if not math.isfinite(value):
             return value, f"must be a finite number, got {value!r}"
         return (float(value) if isinstance(value, int) else value), None
+    if name in CHOICES:
+        choices = CHOICES[name]
+        return value, None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
     if kind is str:
         return value, None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
     raise TypeError(f"RunSettings.{name}: unsupported annotation {kind!r}")  # a field added wrongly
 
 
-__all__ = ["RunSettings", "FIELD_TYPES"]
+__all__ = ["RunSettings", "FIELD_TYPES", "CHOICES"]

@@ -6,7 +6,12 @@ configuration and never the run's seed.
   official code does); the first floor(n/2) go to validation, the rest to test.
 - The training set is optionally down-sampled to `train_size`, class-balanced: one
   RandomState(subset_seed) stream shuffles each class in label order and the first
-  train_size // num_classes of each class are kept (regression: a permutation, first N).
+  train_size // num_classes of each class are kept. Regression (STS-B(1k)) is not class-balanced:
+  the official `torch.randperm(len(train))[:N]` after `set_seed(subset_seed)` (the official code's
+  `set_seed(0)`), drawn here from a torch.Generator seeded as `torch.manual_seed(subset_seed)` seeds
+  the global one (the same permutation, the global RNG untouched). The permutation is the installed
+  torch's: torch 1.4, which produced the paper's subset, may permute differently, so the 1,000
+  examples are the official rule's, not necessarily the paper's own.
 - The paper's 1k protocol for the large tasks (`val_source: train`) takes `val_size` examples from
   the end of the same shuffled class lists (disjoint from training) and uses the whole dev set as test.
 """
@@ -83,10 +88,12 @@ def subsample_train(labels, spec: TaskSpec, train_size, subset_seed: int, val_si
     if train_size + val_size > n:
         raise SplitError(f"{spec.name}: train_size {train_size} + validation {val_size} exceeds the "
                          f"{n} training examples")
+    if spec.is_regression:  # the official rule (module docstring); validation from the permutation's end
+        import torch
+
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(subset_seed)).tolist()
+        return sorted(perm[:train_size]), sorted(perm[n - val_size:]) if val_size else []
     rng = np.random.RandomState(subset_seed)
-    if spec.is_regression:
-        perm = rng.permutation(n)
-        return sorted(perm[:train_size].tolist()), sorted(perm[n - val_size:].tolist()) if val_size else []
     k = spec.num_labels
     per_train, per_val = train_size // k, val_size // k
     train, val = [], []

@@ -62,7 +62,8 @@ NEUTRAL = {"bias_correction": True, "reinit_layers": 0, "reinit_pooler": False, 
            "warmup_ratio": 0.1, "max_grad_norm": 1.0, "adam_eps": 1e-8, "adam_beta1": 0.9,
            "adam_beta2": 0.999, "model": MODEL, "num_evals": 2, "batch_size": 8, "epochs": 1,
            "max_steps": None, "max_seq_length": 32, "device": "cpu", "micro_batch_tokens": 0,
-           "eval_batch_tokens": 4096, "update_log_steps": 0, "amp": False, "save_checkpoint": False}
+           "eval_batch_tokens": 4096, "update_log_steps": 0, "amp": False, "save_checkpoint": False,
+           "warmup_steps": None, "mixout_grad": "exact", "prior_wd_head": "zero", "weight_decay_impl": "decay"}
 
 
 @pytest.fixture(scope="session")

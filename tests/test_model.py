@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from pipeline.drift import snapshot
-from pipeline.model import (MixoutLinear, apply_mixout, block_of, init_head, load_model, mixout_weight,
-                            reinit_top_layers)
+from pipeline.model import MixoutLinear, apply_mixout, block_of, init_head, load_model, mixout_weight
+from pipeline.reinit import reinit_top_layers
 from pipeline.seeds import generator
 
 

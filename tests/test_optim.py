@@ -174,10 +174,13 @@ def _is_no_decay(name):
     return name.endswith(".bias") or "LayerNorm" in name
 
 
+@pytest.mark.parametrize("impl", ["decay", "official_noop"])
+@pytest.mark.parametrize("head", ["zero", "initial"])
 @pytest.mark.parametrize("wd,pwd,eta", [(0.0, 0.3, 1.0), (0.05, 0.3, 1.0), (0.05, 0.0, 1.0), (0.05, 0.3, 0.5)])
-def test_decays_with_zero_gradient(wd, pwd, eta):
+def test_decays_with_zero_gradient(wd, pwd, eta, head, impl):
     """One step with a zero gradient moves each decayed weight by exactly
-    group_lr * (wd * w + pwd * (w - anchor)); the head's anchor is zero; biases and LayerNorm stay."""
+    group_lr * (wd * w + pwd * (w - anchor)); the head's anchor is zero (prior_wd_head zero) or its
+    initial weight (initial); wd is 0 under weight_decay_impl official_noop; biases and LayerNorm stay."""
     lr = 0.1
     model = tiny_bert()
     initial = snapshot(model)
@@ -186,8 +189,10 @@ def test_decays_with_zero_gradient(wd, pwd, eta):
         for p in model.parameters():
             p.add_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))  # w != anchor
     before = snapshot(model)
-    groups = parameter_groups(model, lr=lr, weight_decay=wd, prior_wd=pwd, llrd_eta=eta, initial=initial)
+    groups = parameter_groups(model, lr=lr, weight_decay=wd, prior_wd=pwd, llrd_eta=eta, initial=initial,
+                              prior_wd_head=head, weight_decay_impl=impl)
     opt = AdamW(groups, lr=lr)
+    applied = 0.0 if impl == "official_noop" else wd
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
@@ -202,11 +207,50 @@ def test_decays_with_zero_gradient(wd, pwd, eta):
                 assert torch.equal(p.detach(), w), name
                 continue
             assert group["decay"]
-            anchor = torch.zeros_like(w) if name.startswith("classifier.") else initial[name]
-            expected = w - lr * scale * wd * w - lr * scale * pwd * (w - anchor)
+            anchor = torch.zeros_like(w) if name.startswith("classifier.") and head == "zero" else initial[name]
+            expected = w - lr * scale * applied * w - lr * scale * pwd * (w - anchor)
             assert torch.allclose(p.detach(), expected, rtol=0, atol=1e-14), name
             moved += int(not torch.equal(p.detach(), w))
-    assert moved == sum(1 for n, _ in model.named_parameters() if not _is_no_decay(n))
+    assert moved == (sum(1 for n, _ in model.named_parameters() if not _is_no_decay(n)) if applied or pwd else 0)
+
+
+@pytest.mark.parametrize("head", ["zero", "initial"])
+def test_prior_wd_moves_the_classifier_toward_its_target(head):
+    """prior_wd_head: one zero-gradient step moves the new classifier's weight w by exactly
+    lr x lambda x (w - target), the target 0 (zero, the paper's intent) or its random initial value
+    (initial, the official PriorWD, whose "last group toward 0" case never fires); its bias is not
+    decayed, and every pre-trained weight sitting at its anchor stays."""
+    lr, lam = 0.1, 0.5
+    model = tiny_bert()
+    initial = snapshot(model)
+    with torch.no_grad():
+        model.classifier.weight.add_(0.25)  # the classifier has moved since the start: w != initial, w != 0
+    w = model.classifier.weight.detach().clone()
+    groups = parameter_groups(model, lr=lr, prior_wd=lam, initial=initial, prior_wd_head=head)
+    opt = AdamW(groups, lr=lr)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    target = torch.zeros_like(w) if head == "zero" else initial["classifier.weight"]
+    assert torch.allclose(model.classifier.weight.detach(), w - lr * lam * (w - target), rtol=0, atol=1e-15)
+    other = initial["classifier.weight"] if head == "zero" else torch.zeros_like(w)
+    assert not torch.allclose(model.classifier.weight.detach(), w - lr * lam * (w - other), rtol=0, atol=1e-6)
+    for name, p in model.named_parameters():
+        if name != "classifier.weight":
+            assert torch.equal(p.detach(), initial[name]), name
+
+
+def test_weight_decay_impl_official_noop_zeroes_plain_decay_only():
+    model = tiny_bert()
+    initial = snapshot(model)
+    groups = parameter_groups(model, lr=0.1, weight_decay=0.01, prior_wd=0.3, initial=initial,
+                              weight_decay_impl="official_noop")
+    assert all(g["weight_decay"] == 0.0 for g in groups)
+    assert {g["prior_wd"] for g in groups if g["decay"]} == {0.3}  # pre-trained WD is unaffected
+    with pytest.raises(ValueError, match="weight_decay_impl"):
+        parameter_groups(model, lr=0.1, weight_decay=0.01, weight_decay_impl="noop")
+    with pytest.raises(ValueError, match="prior_wd_head"):
+        parameter_groups(model, lr=0.1, prior_wd=0.1, initial=initial, prior_wd_head="init")
 
 
 def test_prior_wd_pulls_toward_anchor_not_zero():

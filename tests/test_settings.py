@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, intermediate_settings, load_config, resolve_settings, run_grid
-from pipeline.settings import FIELD_TYPES, RunSettings
+from pipeline.settings import CHOICES, FIELD_TYPES, RunSettings
 
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = {"default": ["params.yaml"], "smoke": ["params.yaml", "configs/smoke.yaml"],
@@ -71,12 +71,12 @@ def test_missing_and_unknown_keys_are_named(base):
     d = dict(base)
     del d["lr"]
     d["learning_rate"] = 1e-4
-    d["warmup"] = 0.1
+    d["warmup_ration"] = 0.1
     with pytest.raises(ConfigError) as e:
         RunSettings.from_dict(d)
     msgs = _messages(e)
     assert "settings.lr: missing" in msgs
-    assert any(m.startswith("settings.warmup: unknown key (did you mean 'warmup_ratio'?)") for m in msgs)
+    assert any(m.startswith("settings.warmup_ration: unknown key (did you mean 'warmup_ratio'?)") for m in msgs)
     assert any(m.startswith("settings.learning_rate: unknown key") for m in msgs)
     assert len(msgs) == 3
     assert RunSettings.from_dict({k: v for k, v in base.items() if k != "selected"}).selected is None
@@ -103,6 +103,9 @@ def test_missing_and_unknown_keys_are_named(base):
     ("model", 7, "must be a non-empty string"),
     ("select", 3, "must be a non-empty string"),
     ("init_seed", None, "null is not allowed"),
+    ("warmup_steps", 12.0, "must be an integer or null"),
+    ("warmup_steps", -1, "must be at least 0"),
+    ("mixout_grad", "autograd", "must be one of exact, official"),
 ])
 def test_wrong_types_are_named(base, key, value, expected):
     with pytest.raises(ConfigError) as e:
@@ -118,7 +121,30 @@ def test_nullable_fields_take_null(base):
     assert (s.max_steps, s.dropout, s.intermediate_task, s.select) == (None, None, None, None)
     assert RunSettings.from_dict({**base, "dropout": 0}).dropout == 0.0
     nullable = {k for k, (_, null) in FIELD_TYPES.items() if null}
-    assert nullable == {"max_steps", "dropout", "intermediate_task", "select", "selected"}
+    assert nullable == {"max_steps", "dropout", "intermediate_task", "select", "selected", "warmup_steps"}
+    assert RunSettings.from_dict({**base, "warmup_steps": None}).warmup_steps is None
+    assert RunSettings.from_dict({**base, "warmup_steps": 0}).warmup_steps == 0
+
+
+def test_official_code_switches_are_enums(base):
+    """The official code's behaviours (paper-details.md 6.6, 6.8) are named choices, nothing else."""
+    assert CHOICES == {"mixout_grad": ("exact", "official"), "prior_wd_head": ("zero", "initial"),
+                       "weight_decay_impl": ("decay", "official_noop")}
+    for key, choices in CHOICES.items():
+        for value in choices:
+            assert getattr(RunSettings.from_dict({**base, key: value}), key) == value
+        for wrong in ("Official", "", None, 1, True):
+            with pytest.raises(ConfigError, match=f"settings.{key}: ") as e:
+                RunSettings.from_dict({**base, key: wrong})
+            assert len(_messages(e)) == 1
+        with pytest.raises(ConfigError, match=f"must be one of {', '.join(choices)}"):
+            RunSettings.from_dict(base).replace(**{key: "paper"})
+    # params.yaml runs the paper's stated method, configs/paper.yaml the official code (plain WD stays real)
+    assert {k: base[k] for k in CHOICES} == {"mixout_grad": "exact", "prior_wd_head": "zero",
+                                             "weight_decay_impl": "decay"}
+    paper = resolve_settings(load_config([str(REPO / p) for p in STUDIES["paper"]]), "rte", "debiased", 0)
+    assert {k: paper[k] for k in CHOICES} == {"mixout_grad": "official", "prior_wd_head": "initial",
+                                              "weight_decay_impl": "decay"}
 
 
 def test_settings_and_architecture_are_import_light():

@@ -1,6 +1,7 @@
 """Splits: the official rules (dev halves per class with RandomState(split_seed), class-balanced
-training subsets with RandomState(subset_seed)), disjointness, sizes, independence from any run seed,
-and the paper's split sizes."""
+training subsets with RandomState(subset_seed), the regression subset by torch.randperm after
+set_seed(subset_seed)), disjointness, sizes, independence from any run seed, and the paper's split
+sizes."""
 from __future__ import annotations
 
 import random
@@ -141,12 +142,33 @@ def test_balanced_train_subset(glue_rows, task, train_size):
     _check_disjoint(parts)
 
 
-def test_regression_train_subset(glue_rows):
+def official_regression_subset(n, train_size, seed=0):
+    """STS-B(1k) in load_and_cache_examples: set_seed(seed) (python random, numpy, torch), then
+    torch.randperm(len(dataset))[:N], computed with the installed torch through the global RNG as the
+    official code does (the global states are restored afterwards)."""
+    py, npy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        perm = torch.randperm(n)
+    random.setstate(py)
+    np.random.set_state(npy)
+    return sorted(perm[:train_size].tolist())
+
+
+@pytest.mark.parametrize("train_size,subset_seed", [(100, 0), (256, 0), (1000, 0), (1000, 3)])
+def test_regression_train_subset_is_the_official_rule(glue_rows, train_size, subset_seed):
+    """STS-B(1k): the subset of the mirrored training file is the official torch.randperm rule's."""
     train, dev = _data(glue_rows, "sts-b")
-    parts = make_splits(train, dev, task_spec("sts-b"), split_config(train_size=100))
+    assert len(train) == 5749  # the GLUE STS-B training file
+    state = torch.get_rng_state()
+    parts = make_splits(train, dev, task_spec("sts-b"), split_config(train_size=train_size, subset_seed=subset_seed))
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
     ids = _ids(parts["train"], "train")
-    assert len(ids) == 100 == len(set(ids))
-    assert ids == sorted(np.random.RandomState(0).permutation(len(train))[:100].tolist())
+    assert len(ids) == train_size == len(set(ids))
+    assert ids == official_regression_subset(len(train), train_size, subset_seed)
+    _check_disjoint(parts)
 
 
 def test_val_size_caps_the_validation_half_stratified(glue_rows):
@@ -212,6 +234,7 @@ def test_val_from_train_regression(glue_rows):
                         split_config(val_source="train", train_size=1000, val_size=500))
     tr, va = _ids(parts["train"], "train"), _ids(parts["val"], "train")
     assert len(tr) == 1000 and len(va) == 500 and not set(tr) & set(va)
+    assert tr == official_regression_subset(len(train), 1000)  # validation does not change the training subset
     assert parts["test"] == [("dev", i) for i in range(len(dev))]
 
 

@@ -700,3 +700,83 @@ def test_run_logs_update_norms_for_the_first_steps(runs):
     assert sorted(u["step"].unique()) == [1, 2, 3]
     assert (u.groupby("step")["name"].nunique() == u["name"].nunique()).all()  # every depth at every step
     assert (u["update_l2"] > 0).all() and np.isfinite(u["update_l2"]).all()
+
+
+# ---- the official code's switches and the warm-up setting, through the engine --------------------
+
+def test_warmup_steps_set_the_lr_curve(runs):
+    """warmup_steps: an integer is exactly that many warm-up steps (the lr rises linearly from 0 over
+    them, then decays linearly to 0), whatever warmup_ratio says; null is int(warmup_ratio x steps)."""
+    s, result, _ = runs("rte", max_steps=8, warmup_steps=3, warmup_ratio=0.5, num_evals=1)
+    assert result.record["total_steps"] == 8 and result.record["warmup_steps"] == 3
+    factors = [0, 1 / 3, 2 / 3, 1, 4 / 5, 3 / 5, 2 / 5, 1 / 5]  # optimiser step k uses factor(k - 1)
+    np.testing.assert_allclose(result.curve["lr"].to_numpy(), [s.lr * f for f in factors], rtol=1e-12, atol=0)
+    assert train_mod.schedule(s.replace(warmup_steps=None), 32) == (8, 4)  # int(0.5 x 8)
+    assert train_mod.schedule(s.replace(warmup_steps=0), 32) == (8, 0)
+    assert train_mod.schedule(s.replace(warmup_steps=8), 32) == (8, 8)
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.warmup_steps: 9 warm-up steps, more than the run's 8"):
+        train_mod.schedule(s.replace(warmup_steps=9), 32)
+
+
+@pytest.mark.parametrize("head", ["zero", "initial"])
+def test_prior_wd_head_moves_the_run_classifier_toward_its_target(settings, tiny_features, head):
+    """The engine's optimiser, built from the settings: one zero-gradient step moves the new classifier
+    by exactly lr x lambda x (w - target), target 0 (prior_wd_head zero) or its initial value (initial);
+    every other parameter sits at its anchor and stays."""
+    lr, lam = 0.1, 0.5
+    s = settings("rte", lr=lr, prior_wd=lam, prior_wd_head=head)
+    r = train_mod.start(s, tiny_features("rte"))
+    model, opt = r.trainer.model, r.trainer.opt
+    w0 = r.initial["classifier.weight"]
+    with torch.no_grad():
+        model.classifier.weight.add_(0.25)
+    w = model.classifier.weight.detach().clone()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    train_mod.set_lr(opt, s.lr, 1.0)
+    opt.step()
+    target = torch.zeros_like(w) if head == "zero" else w0
+    got = model.classifier.weight.detach()
+    torch.testing.assert_close(got, w - lr * lam * (w - target), rtol=0, atol=1e-7)
+    other = w0 if head == "zero" else torch.zeros_like(w)
+    assert (got - (w - lr * lam * (w - other))).abs().max() > 1e-4  # the other target is far off
+    for n, p in model.named_parameters():
+        if n != "classifier.weight":
+            assert torch.equal(p.detach(), before[n]), n
+
+
+def _fingerprint(model) -> str:
+    import hashlib
+
+    h = hashlib.blake2b()
+    for n, p in model.named_parameters():
+        h.update(n.encode())
+        h.update(p.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_official_noop_weight_decay_run_equals_standard_step_for_step(settings, tiny_features):
+    """weight_decay_impl official_noop: a weight-decay run's weights equal Standard's after every step
+    (the official PriorWD wrapper zeroes plain weight decay), while real decay moves them."""
+    feats = tiny_features("rte")
+    s = settings("rte", max_steps=3, lr=1e-3)
+
+    def trajectory(s):  # each run to its end before the next starts: start() seeds dropout's global RNG
+        r = train_mod.start(s, feats)
+        out = []
+        for k, batch in enumerate(r.batches, start=1):
+            step = train_mod.train_step(s, r.trainer, k, batch)
+            out.append((step, _fingerprint(r.trainer.model), r.trainer.model.classifier.weight.detach().clone()))
+        return out
+
+    standard = trajectory(s)
+    noop = trajectory(s.replace(weight_decay=0.1, weight_decay_impl="official_noop"))
+    real = trajectory(s.replace(weight_decay=0.1, weight_decay_impl="decay"))
+    assert len(standard) == len(noop) == len(real) == 3
+    for a, b, c in zip(standard, noop, real):
+        assert not a[0].diverged and a[0] == b[0]  # the same lr, loss and gradient norm
+        assert a[1] == b[1]                          # every parameter bit-identical
+        assert not torch.equal(a[2], c[2])           # real decay does move the weights
