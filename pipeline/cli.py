@@ -116,11 +116,15 @@ def main(argv=None):
         a.fn(a)
     except Exception as exc:  # one clear line for known error kinds, a traceback for the rest
         from .errors import ConfigError
-        from .data import DataError
-        from .model import ModelLoadError
-        from .splits import SplitError
 
-        if isinstance(exc, (ConfigError, DataError, ModelLoadError, SplitError)):
+        known = (ConfigError,)
+        if not isinstance(exc, ConfigError):  # these modules import torch: only when it can be one of theirs
+            from .data import DataError
+            from .model import ModelLoadError
+            from .splits import SplitError
+
+            known = (DataError, ModelLoadError, SplitError)
+        if isinstance(exc, known):
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
         raise

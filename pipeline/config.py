@@ -8,6 +8,8 @@ import copy
 import difflib
 import functools
 import math
+import os
+import re
 import hashlib
 import itertools
 import json
@@ -20,8 +22,12 @@ from .tasks import ALIASES, TASKS, TRAIN_ROWS, canonical_task
 
 
 # Names that become paths, wildcards or command-line words (study, dataset, condition, task): letters,
-# digits, '_', '.', '-', not starting with a dot (so never '..', never a hidden file, never a shell word).
-SAFE_NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+# digits, '_', '.', '-', starting with a letter, digit or '_' (so never '..', never a hidden file, never an
+# option such as -rf, never a shell word). The schema's `name` pattern is the same.
+SAFE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+# Study names that would nest a study inside the default study's own folders (results/runs/runs/...).
+RESERVED_STUDY_NAMES = {"data", "splits", "features", "runs", "intermediate", "selection", "summary", "stats",
+                        "tables", "figures", "logs", "engine", "benchmarks"}
 
 
 # ---- schema -------------------------------------------------------------------------------
@@ -92,7 +98,8 @@ _TYPE_WORDS = {"number": "a number", "integer": "an integer", "string": "a strin
 def _unknown(path: str, key, allowed) -> str:
     close = difflib.get_close_matches(str(key), list(allowed), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{path}.{key}: unknown key{hint}; allowed: {', '.join(sorted(allowed))}"
+    where = f"{path}.{key}" if path != "config" else str(key)  # a top-level section: its own name
+    return f"{where}: unknown key{hint}; allowed: {', '.join(sorted(allowed))}"
 
 
 def _bound(v) -> str:
@@ -207,6 +214,9 @@ def _datasets(cfg) -> dict:
 @_check("study", "datasets")
 def _check_study_tasks(cfg):
     ds = _datasets(cfg)
+    if cfg["study"]["name"] in RESERVED_STUDY_NAMES:
+        yield (f"study.name: {cfg['study']['name']!r} is a folder of the default study's results "
+               f"(results/{cfg['study']['name']}/); reserved: {', '.join(sorted(RESERVED_STUDY_NAMES))}")
     for i, t in enumerate(cfg["study"]["tasks"]):
         if t not in ds and _glue_or_error(t):
             yield f"study.tasks[{i}]: {_glue_or_error(t)} (or a name defined under datasets:)"
@@ -223,15 +233,29 @@ def _check_datasets(cfg):
             yield f"datasets.{name}.task: {_glue_or_error(d['task'])}"
 
 
+def _task_key_problem(path: str, t, datasets=None) -> str | None:
+    """A per-task key must be a GLUE task in its canonical spelling (or, where allowed, a dataset name):
+    resolution looks keys up by that spelling, so 'stsb' or 'STS-B' would be accepted and then ignored."""
+    if datasets is not None and t in datasets:
+        return None
+    if _glue_or_error(t):
+        return f"{path}.{t}: {_glue_or_error(t)}" + (" (or a name defined under datasets:)" if datasets is not None else "")
+    if t != canonical_task(t):
+        return f"{path}.{t}: write {canonical_task(t)!r}, the task's canonical spelling ({t!r} would be ignored)"
+    return None
+
+
 @_check("tasks", "models", "datasets")
 def _check_task_overrides(cfg):
     for t in cfg["tasks"]:
-        if t not in _datasets(cfg) and _glue_or_error(t):
-            yield f"tasks.{t}: {_glue_or_error(t)} (or a name defined under datasets:)"
+        msg = _task_key_problem("tasks", t, _datasets(cfg))
+        if msg:
+            yield msg
     for m, recipe in cfg["models"].items():
         for t in recipe.get("tasks") or {}:
-            if t not in _datasets(cfg) and _glue_or_error(t):
-                yield f"models.{m}.tasks.{t}: {_glue_or_error(t)} (or a name defined under datasets:)"
+            msg = _task_key_problem(f"models.{m}.tasks", t, _datasets(cfg))
+            if msg:
+                yield msg
 
 
 def _leaf_paths(node, path=()):
@@ -259,18 +283,30 @@ def _check_per_task_keys(cfg):
                           ("evaluation.report_metric", cfg["evaluation"]["report_metric"]),
                           ("analysis.degenerate.rules", cfg["analysis"]["degenerate"]["rules"])):
         for t, value in mapping.items():
-            if _glue_or_error(t):
-                yield f"{path}.{t}: {_glue_or_error(t)}"
+            msg = _task_key_problem(path, t)
+            if msg:
+                yield msg
             elif path.startswith("evaluation") and value not in TASKS[canonical_task(t)].metrics:
                 yield (f"{path}.{t}: {value!r} is not computed for {canonical_task(t)}; allowed: "
                        f"{', '.join(TASKS[canonical_task(t)].metrics)}")
 
 
-@_check("data")
+@_check("data", "study", "datasets")
 def _check_data(cfg):
     glue_dir = cfg["data"]["glue_dir"]
-    if glue_dir is not None and not Path(glue_dir).is_dir():
+    if glue_dir is None:
+        env = os.environ.get("GLUE_DIR")
+        if env and not Path(env).is_dir():
+            yield f"data.glue_dir: null reads $GLUE_DIR, and GLUE_DIR={env!r} is not an existing folder"
+        return
+    if not Path(glue_dir).is_dir():
         yield f"data.glue_dir: {glue_dir!r} is not an existing folder (null: $GLUE_DIR, else the Hub)"
+        return
+    glue = sorted({glue_task_of(cfg, t) for t in cfg["study"]["tasks"] if t in _datasets(cfg) or not _glue_or_error(t)})
+    missing = [TASKS[g].folder for g in glue if not (Path(glue_dir) / TASKS[g].folder).is_dir()]
+    if missing:
+        yield (f"data.glue_dir: {glue_dir!r} has no {', '.join(missing)} folder (GLUE's layout: "
+               f"<glue_dir>/RTE/train.tsv, ...)")
 
 
 @_check("conditions")
@@ -278,20 +314,30 @@ def _check_conditions(cfg):
     conds = cfg["conditions"]
     families = {n for n, over in conds.items() if any(isinstance(v, list) for v in (over or {}).values())}
     expanded = expand_conditions(conds)
+    selectors: dict = {}
     for name, over in conds.items():
         sel = (over or {}).get("select")
         if sel is None:
             continue
         if sel not in conds:
             yield f"conditions.{name}.select: {sel!r} is not a condition; allowed (sweeps): {', '.join(sorted(families))}"
-        elif sel not in families:
-            yield (f"conditions.{name}.select: {sel!r} sweeps nothing (no list value), so there is nothing to "
-                   f"select; allowed (sweeps): {', '.join(sorted(families)) or 'none defined'}")
         elif name in families:
             yield f"conditions.{name}: a condition that selects from {sel!r} cannot sweep itself"
+        elif sel not in families:
+            selectors.setdefault(sel, []).append(name)
+    for sel, names in selectors.items():  # one message per condition that should sweep
+        yield (f"conditions.{sel}: sweeps nothing (no list value), but {', '.join(names)} select{'s' if len(names) == 1 else ''} "
+               f"from it; allowed (sweeps): {', '.join(sorted(families)) or 'none defined'}")
     clash = sorted(set(conds) & {m for m, over in expanded.items() if "family" in over})
     for m in clash:
         yield f"conditions.{m}: the name of a sweep member ({expanded[m]['family']}); rename it"
+    for name in sorted(families):  # two values that print alike would make one member (a run lost)
+        swept = {k: v for k, v in conds[name].items() if isinstance(v, list)}
+        names = [_member_name(name, dict(zip(swept, vs))) for vs in itertools.product(*swept.values())]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            yield (f"conditions.{name}: values that name the same member {dup}; make them differ in their "
+                   f"first 6 significant digits")
 
 
 @_check("grid", "study", "conditions", "seeds", "datasets")
@@ -300,24 +346,42 @@ def _check_grid(cfg):
     known = _known_conditions(cfg)
     families = sweep_families(cfg["conditions"])
     expanded = _expanded_cached(cfg)
+    bad: dict = {}  # one message per wrong value, listing where it is used
     for i, block in enumerate(cfg["grid"]):
         for j, t in enumerate(block["tasks"]):
             if t not in tasks:
-                yield f"grid[{i}].tasks[{j}]: {t!r} is not in study.tasks; allowed: {', '.join(tasks)}"
+                bad.setdefault(("tasks", t), []).append(f"grid[{i}].tasks[{j}]")
         for j, c in enumerate(block["conditions"]):
             if c not in known:
-                yield f"grid[{i}].conditions[{j}]: unknown condition {c!r}; allowed: {', '.join(sorted(known))}"
+                bad.setdefault(("conditions", c), []).append(f"grid[{i}].conditions[{j}]")
         if block["seeds"] not in cfg["seeds"]:
-            yield f"grid[{i}].seeds: {block['seeds']!r} is not a seed set; allowed: {', '.join(cfg['seeds'])}"
-    if any(True for _ in _grid_problems_so_far(cfg, known)):
+            bad.setdefault(("seeds", block["seeds"]), []).append(f"grid[{i}].seeds")
+    for (kind, value), where in bad.items():
+        also = f" (also {', '.join(where[1:])})" if len(where) > 1 else ""
+        if kind == "tasks":
+            yield f"{where[0]}: {value!r} is not in study.tasks{also}; allowed: {', '.join(tasks)}"
+        elif kind == "conditions":
+            yield f"{where[0]}: unknown condition {value!r}{also}; allowed: {', '.join(sorted(known))}"
+        else:
+            yield f"{where[0]}: {value!r} is not a seed set{also}; allowed: {', '.join(cfg['seeds'])}"
+    if bad:
         return
-    # a selected condition needs its sweep's runs on the same dataset
+    # a selected condition needs its sweep's runs on the same dataset, at least two candidates of them
     ran = {(t, c) for t, c, _s in run_grid(cfg)}
+    selecting: dict = {}
     for t, c in sorted(ran):
-        sel = expanded[c].get("select")
-        if sel and not any((t, m) in ran for m in families.get(sel, [])):
-            yield (f"grid: {c!r} on {t!r} selects from {sel!r}, but no grid block runs {sel!r} on {t!r}; add "
-                   f"{{tasks: [{t}], conditions: [{sel}], seeds: <a selection seed set>}}")
+        if expanded[c].get("select"):
+            selecting.setdefault((t, expanded[c]["select"]), []).append(c)
+    for (t, sel), conds in selecting.items():  # one message per sweep and dataset
+        who = " and ".join(repr(c) for c in conds)
+        candidates = [m for m in families.get(sel, []) if (t, m) in ran]
+        if not candidates:
+            yield (f"grid: {who} on {t!r} select{'s' if len(conds) == 1 else ''} from {sel!r}, but no grid block runs "
+                   f"{sel!r} on {t!r}; add {{tasks: [{t}], conditions: [{sel}], seeds: <a selection seed set>}}")
+        elif len(candidates) < 2:
+            yield (f"grid: {who} on {t!r} select{'s' if len(conds) == 1 else ''} from {sel!r}, but the grid runs only "
+                   f"{candidates[0]!r} of it on {t!r}: nothing to choose from; run the sweep ({sel}) or at least two "
+                   f"of its members")
 
 
 def _grid_problems_so_far(cfg, known):
@@ -334,12 +398,18 @@ def _known_conditions(cfg) -> set:
 @_check("analysis", "conditions", "seeds", "grid")
 def _check_analysis(cfg):
     a = cfg["analysis"]
-    known = _known_conditions(cfg)
+    known = set(_expanded_cached(cfg))  # conditions that run (a sweep's name is not one: its members are)
+    names = [comp["name"] for comp in a["comparisons"]]
     for i, comp in enumerate(a["comparisons"]):
         for side in ("baseline", "treatment"):
             if comp[side] not in known:
                 yield (f"analysis.comparisons[{i}].{side}: unknown condition {comp[side]!r}; "
                        f"allowed: {', '.join(sorted(known))}")
+        if comp["baseline"] == comp["treatment"]:
+            yield f"analysis.comparisons[{i}]: baseline and treatment are both {comp['baseline']!r}"
+        if names.index(comp["name"]) != i:
+            yield (f"analysis.comparisons[{i}].name: {comp['name']!r} is also comparisons[{names.index(comp['name'])}]"
+                   f"'s name; claims are keyed by it")
     for tname, table in a["tables"].items():
         for col, cond in table["columns"].items():
             if cond not in known:
@@ -394,21 +464,70 @@ def _check_sizes(cfg):
 
 @_check(*[s for s in schema()["required"]])
 def _check_runs(cfg):
-    """Each distinct run setting of the grid: steps, the intermediate task, and the model's own limits
-    read from its config.json where it is available locally (else the job checks at its start)."""
-    seen_models = set()
+    """Each distinct run setting of the grid: steps, the intermediate stage (task, size, model), and the
+    model's own limits read from its config.json where it is available locally (else the job checks at
+    its start). Each problem is named by the key that set the value, once."""
+    said, used_models = set(), set()
     for t, cond, seed in _distinct_runs(cfg):
         s = resolve_settings(cfg, t, cond, seed)
-        where = f"conditions.{cond} on {t}"
-        if s["max_steps"] is None and s["epochs"] is None:
-            yield f"{where}: needs epochs or max_steps"
-        if s["intermediate_task"] is not None and _glue_or_error(s["intermediate_task"]):
-            yield f"{where}: intermediate_task: {_glue_or_error(s['intermediate_task'])}"
-        key = (s["model"], s["reinit_layers"], s["reinit_pooler"], s["llrd_eta"], s["max_seq_length"])
-        if key not in seen_models:
-            seen_models.add(key)
+        used_models.add(s["model"])
+        found = []
+        it = s["intermediate_task"]
+        if it is not None and _glue_or_error(it):
+            found.append(f"{_source(cfg, t, cond, 'intermediate_task')}: {_glue_or_error(it)}")
+        elif it is not None:
+            si = intermediate_settings(cfg, it, seed)
+            used_models.add(si["model"])
+            if si["model"] != s["model"] or si["max_seq_length"] != s["max_seq_length"]:
+                found.append(f"intermediate.train: the {it} stage trains {si['model']} at length "
+                             f"{si['max_seq_length']}, but {cond} on {t} ({_source(cfg, t, cond, 'model')}) "
+                             f"starts {s['model']} at length {s['max_seq_length']} from its weights")
+            sp = split_settings(cfg, canonical_task(it))
+            n = sp["train_size"]
+            need = (n or 0) + ((sp["val_size"] or 0) if sp["val_source"] == "train" else 0)
+            if n is not None and need > TRAIN_ROWS[canonical_task(it)]:
+                found.append(f"splits.train_size: {n} (+ validation {need - n}) is larger than the training set of "
+                             f"{canonical_task(it)} ({TRAIN_ROWS[canonical_task(it)]} rows), the intermediate task")
+        folder = Path(s["model"]).expanduser()
+        if folder.is_dir() and not (folder / "config.json").is_file():
+            found.append(f"{_source(cfg, t, cond, 'model')}: {s['model']!r} is a folder without config.json "
+                         f"(a local model folder holds config.json, the weights and the tokenizer)")
+        else:
             for msg in _model_problems(s):
-                yield f"{where}: {msg}"
+                key, rest = msg.split(": ", 1) if msg.startswith("train.") else ("", msg)
+                src = _source(cfg, t, cond, key.split(".", 1)[1]) if key else f"{cond} on {t}"
+                found.append(f"{src}: {rest}")
+        for msg in found:
+            if msg not in said:
+                said.add(msg)
+                yield msg
+    for m in cfg["models"]:
+        if m not in used_models:
+            close = difflib.get_close_matches(m, sorted(used_models), n=1)
+            yield (f"models.{m}: no run trains this model" + (f" (did you mean {close[0]!r}?)" if close else "")
+                   + f"; models run: {', '.join(sorted(used_models))}")
+
+
+def _source(cfg: dict, task: str, condition: str, key: str) -> str:
+    """The key path that gave a run its value of `key` (the highest layer of resolve_settings that sets it)."""
+    dataset = dataset_name(cfg, task)
+    glue = glue_task_of(cfg, dataset)
+    over = _expanded_cached(cfg)[condition]
+    name = over.get("family", condition)
+    own = cfg["conditions"].get(name) or {}
+    if key in own:
+        return f"conditions.{name}.{key}"
+    model = own.get("model") or _base_settings(cfg, dataset, glue, None)["model"]
+    recipe = cfg["models"].get(model) or {}
+    for t in (dataset, glue):
+        if key in ((recipe.get("tasks") or {}).get(t) or {}):
+            return f"models.{model}.tasks.{t}.{key}"
+    if key in recipe:
+        return f"models.{model}.{key}"
+    for t in (dataset, glue):
+        if key in (cfg["tasks"].get(t) or {}):
+            return f"tasks.{t}.{key}"
+    return f"train.{key}"
 
 
 def _distinct_runs(cfg):
@@ -460,59 +579,142 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as Snakemake reads it, but a key given twice in one mapping is an error (YAML keeps the last one
+    silently), and so are the YAML 1.1 number forms that read differently from how they look: 010 is
+    octal 8, 1:30 is 90 (sexagesimal), while 1e-4 (no dot) is the string '1e-4'."""
+
+
+_YAML11_INT = re.compile(r"^[-+]?(0[0-7_]+|0b[01_]+|0x[0-9a-fA-F_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)$")
+_FLOAT_AS_STR = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
+MAX_NODES = 200_000  # a configuration is a few thousand values; anchors can expand far beyond that
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice (first on line {seen[key] + 1}); YAML would keep the last",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+def _construct_int(loader, node):
+    if _YAML11_INT.match(node.value.replace(",", "")):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} reads as {yaml.SafeLoader.construct_yaml_int(loader, node)} in YAML 1.1 "
+            f"(octal, binary, hex or base 60): write the number in decimal, or quote it", node.start_mark)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _construct_str(loader, node):
+    if node.style is None and _FLOAT_AS_STR.match(node.value):
+        mantissa, exponent = re.split("[eE]", node.value)
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} reads as a string in YAML: write {mantissa}.0e{exponent} for the number, "
+            f"or quote it for a string", node.start_mark)
+    return yaml.SafeLoader.construct_yaml_str(loader, node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+
+
+def _expanded_size(node, memo=None) -> int:
+    """How many values a loaded document holds once its anchors are expanded (shared objects counted at
+    every place they appear), computed without expanding them."""
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a cycle (recursive anchor) counts once
+    if isinstance(node, dict):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.values())
+    elif isinstance(node, list):
+        size = 1 + sum(_expanded_size(v, memo) for v in node)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
 def read_overlay(path) -> dict:
     """One configuration file as a mapping of sections; any problem names the file (and line)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"])
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not a text file in UTF-8 (byte {exc.start}: {exc.reason})"])
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{where}: not valid YAML: {problem}"])
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a configuration"])
     if data is None:
         raise ConfigError([f"{path}: empty file; a configuration is a mapping of sections "
                            f"({', '.join(schema()['required'])})"])
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: must be a mapping of sections ({', '.join(schema()['required'][:4])}, ...), "
                            f"got a {type(data).__name__}"])
+    if "__use_yte__" in data:  # Snakemake would evaluate the file's ?-expressions as Python
+        raise ConfigError([f"{path}: __use_yte__: YTE templates run Python code when Snakemake reads the file; "
+                           f"this project's configuration is plain YAML"])
+    if _expanded_size(data) > MAX_NODES:
+        raise ConfigError([f"{path}: more than {MAX_NODES:,} values once its anchors are expanded; "
+                           f"a configuration is a few thousand"])
     return data
 
 
-def _record_origins(origins: dict, node, file: str, path=()) -> None:
-    """origins[key path] = files that set it, in order; a replaced value forgets what it replaced."""
+def _record_origins(origins: dict, node, file: str, path=(), containers=None) -> None:
+    """origins[key path] = files that set it, in order; a replaced value forgets what it replaced.
+    `containers`: the key paths recorded as mappings or lists (only those can have children to forget)."""
+    containers = origins.setdefault("\0containers", set()) if containers is None else containers
     here = key_path(path)
     if isinstance(node, dict):
         origins.setdefault(here, []).append(file)
+        containers.add(here)
         for k, v in node.items():
-            _record_origins(origins, v, file, path + (k,))
+            _record_origins(origins, v, file, path + (k,), containers)
         return
-    for old in [k for k in origins if k.startswith(here + ".") or k.startswith(here + "[")]:
-        del origins[old]
+    if here in containers:  # a mapping or list replaced: its children are not set by anyone now
+        for old in [k for k in origins if k.startswith(here + ".") or k.startswith(here + "[")]:
+            del origins[old]
+            containers.discard(old)
+        containers.discard(here)
     origins[here] = [file]
     if isinstance(node, list):
+        containers.add(here)
         for i, v in enumerate(node):
-            _record_origins(origins, v, file, path + (i,))
+            _record_origins(origins, v, file, path + (i,), containers)
 
 
 def _blame(origins: dict, message: str) -> str | None:
-    """The file a message's key path came from: the file that set it, else the first that set its
-    nearest parent (where a key is missing, the base file)."""
-    path = message.split(": ", 1)[0].split(" ", 1)[0]
-    if path in origins:
-        return origins[path][-1]
-    while path:
-        cut = max(path.rfind("."), path.rfind("["))
-        path = path[:cut] if cut > 0 else ""
-        if path in origins:
-            return origins[path][0]
-    return None
+    """The file a message's key path came from: the longest recorded key path the message starts with;
+    the file that set it, or, where the message's own key is missing, the first file that set its
+    parent (the base file)."""
+    best = None
+    for k in origins:
+        if k != "\0containers" and any(message.startswith(k + sep) for sep in (": ", ".", "[", " ")):
+            if best is None or len(k) > len(best):
+                best = k
+    if best is None:
+        return None
+    exact = any(message.startswith(best + sep) for sep in (": ", " "))
+    return origins[best][-1] if exact else origins[best][0]
 
 
 def merge_files(paths) -> tuple[dict, dict]:
+    paths = list(paths)
     """params.yaml and overlays merged (Snakemake's semantics), and where each key path came from."""
     cfg: dict = {}
     origins: dict = {}
@@ -523,10 +725,18 @@ def merge_files(paths) -> tuple[dict, dict]:
         except ConfigError as exc:
             problems += exc.errors
             continue
+        required = schema()["required"]
+        if not cfg and not set(required) <= set(data):
+            missing = [s for s in required if s not in data]
+            problems.append(f"{p}: not a complete configuration (no {', '.join(missing)}); give params.yaml "
+                            f"first, then the overlays that change it")
+        elif cfg and set(required) <= set(data):
+            problems.append(f"{p}: a complete configuration given after {paths[0]}: it would replace every value "
+                            f"of the files before it; give it first")
         cfg = deep_merge(cfg, data)
         _record_origins(origins, data, str(p))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems[:1] if len(paths) > 1 and "not a complete" in problems[0] else problems)
     return cfg, origins
 
 
@@ -549,13 +759,16 @@ def load_config(paths, check: bool = True) -> dict:
     return cfg
 
 
-def workflow_errors(config: dict, configfiles) -> list[str]:
+def workflow_errors(config: dict, configfiles, overrides: dict | None = None) -> list[str]:
     """For the Snakefile: the problems of Snakemake's merged `config`, each named by the configuration
-    file its key came from (`configfiles`: params.yaml and every --configfile, in order)."""
+    file its key came from (`configfiles`: params.yaml and every --configfile, in order; `overrides`:
+    Snakemake's --config values, named "--config")."""
     try:
         _, origins = merge_files(configfiles)
     except ConfigError as exc:
         return exc.errors
+    if overrides:  # Snakemake reads nested --config values as strings: numbers there arrive as text
+        _record_origins(origins, overrides, "--config (nested values are read as strings: use a --configfile)")
     return with_files(validate(config), origins)
 
 
