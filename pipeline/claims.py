@@ -39,19 +39,25 @@ CLAIM_RULE = (
     "Student's t-test (the paper's); the interval beside it is that test's own t interval at 1 - 2 alpha, so its "
     "bound in the tested direction is the one-sided 1 - alpha bound and excludes the null value exactly where the "
     "unadjusted one-tailed test rejects. Holm family: " + HOLM_FAMILY + ". "
-    "'Better' claims: reproduced when 'effect > 0' is rejected after Holm; not reproduced when the paper's "
-    "effect is excluded ('effect < paper's effect' rejected; where the study follows the paper's protocol and the "
-    "paper prints both conditions), elsewhere when a significant opposite effect is. 'Adds little' claims (a "
-    "non-superiority test): reproduced when 'gain >= smallest effect of interest' is rejected after Holm, not "
-    "reproduced when 'gain > 0' is; a decay setting that moves the weights less than analysis.min_pull is "
-    "'uninformative', never reproduced. A decision that holds before Holm only is inconclusive and says so. "
-    "Otherwise inconclusive: 'no effect' (or 'gain not excluded') where the study had at least analysis.power for the "
-    "effect of interest (the paper's effect where it applies, else analysis.smallest_effect_of_interest), else "
-    "'too few seeds' with the number needed for that effect. RQ 2 is two sub-claims (fewer degenerate runs: "
-    "Fisher's exact test; smaller spread: one-tailed Brown-Forsythe), combined per task: not reproduced when "
-    "either sub-claim is refuted (after Holm), reproduced only when both are reproduced, inconclusive otherwise, "
-    "so a significantly larger spread is never a reproduction. Over tasks: reproduced (or not reproduced) when "
-    "every task says so, otherwise inconclusive with the breakdown."
+    "'Better' claims: reproduced when 'effect > 0' is rejected after Holm ('smaller than the paper's effect' when "
+    "the paper's effect is excluded as well); not reproduced when the paper's effect is excluded ('effect < "
+    "paper's effect' rejected; where the study follows the paper's protocol and the paper prints both "
+    "conditions) and 'effect > 0' is not, elsewhere when a significant opposite effect is. 'Adds little' claims "
+    "(a non-superiority test): reproduced ('gain below margin') when 'gain >= smallest effect of interest' is "
+    "rejected after Holm ('significant gain below margin' when 'gain > 0' is rejected too: a real gain, smaller "
+    "than the margin), not reproduced when only 'gain > 0' is; a decay setting that moves the weights less than "
+    "analysis.min_pull is 'uninformative', never reproduced. A decision that holds before Holm only is "
+    "inconclusive and says so. Otherwise inconclusive: 'no effect' (or 'gain not excluded') where the study had "
+    "at least analysis.power for the effect of interest (the paper's effect where it applies, else "
+    "analysis.smallest_effect_of_interest) at alpha / m, the level of Holm's most demanding step for a claim "
+    "tested on m tasks, else 'too few seeds' with the number needed for that effect at that level. RQ 2 is two "
+    "sub-claims (fewer degenerate runs: Fisher's exact test; smaller spread: one-tailed Brown-Forsythe), "
+    "combined per task: not reproduced when either sub-claim is refuted (after Holm), reproduced only when both "
+    "are reproduced, inconclusive otherwise, so a significantly larger spread is never a reproduction. Over "
+    "tasks: reproduced (or not reproduced) when every task says so; inconclusive otherwise: 'mixed across "
+    "tasks' when some tasks reproduce the claim and others refute it, 'partly reproduced' when some reproduce "
+    "it and none refutes it, 'refuted on some tasks' when some refute it and none reproduces it, else the "
+    "tasks' most telling inconclusive category."
 )
 
 
@@ -204,6 +210,23 @@ def _baseline_for_chance(runs, cfg, task, baseline) -> str:
 # ---- the comparisons ------------------------------------------------------------------------------
 
 
+def scored_0(g: pd.DataFrame) -> int:
+    """How many of these runs entered the tests with an undefined test correlation scored 0 (no skill)."""
+    return int(g["test_best_undefined"].sum()) if "test_best_undefined" in g else 0
+
+
+def at_family_level(tasks: list[str], test_of) -> dict:
+    """{task: test_of(task, m)} where m is the size of the claim's Holm family: the tasks whose deciding
+    test has a p-value (Holm leaves the others out of m). Power, smallest detectable effects and seeds
+    needed are computed at alpha / m, the level of Holm's most demanding step (stats.holm_first_level)."""
+    m = max(1, len(tasks))
+    out = {t: test_of(t, m) for t in tasks}
+    computable = max(1, sum(bool(np.isfinite(d["p_support"])) for d in out.values()))
+    if computable != m:  # a task without a p-value leaves the family: recompute at its real level
+        out = {t: test_of(t, computable) for t in tasks}
+    return out
+
+
 def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
     """Every configured comparison on every task that ran both conditions (report seeds only): one row per
     claim and task with the compare() numbers, the deciding test, Holm p-values and the verdict."""
@@ -215,19 +238,30 @@ def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
         expect = comparison_expect(comp)
         soi = effect_of_interest(cfg, comp)
         block = []
-        for task in tasks_with(runs, base, treat):
-            r = compare_conditions(runs, cfg, task, base, treat)
+        tasks = tasks_with(runs, base, treat)
+        inputs = {}
+        for task in tasks:
             follows = follows_protocol(cfg, task, reported, runs)
             peff = paper_effect(reported, cfg, task, base, treat)
-            dec = stats.decide(
+            inputs[task] = (compare_conditions(runs, cfg, task, base, treat), follows, peff)
+
+        def decide_at(task, m):
+            r, follows, peff = inputs[task]
+            return stats.decide(
                 r,
                 expect=expect,
                 alpha=alpha,
                 power=power,
                 effect_of_interest=soi,
+                family_size=m,
                 paper_effect=peff if follows else None,
                 min_pairs=MIN_PAIRS,
             )
+
+        decisions = at_family_level(tasks, decide_at)
+        for task in tasks:
+            r, follows, peff = inputs[task]
+            dec = decisions[task]
             pull = weight_pull(runs, cfg, task, base, treat) if expect == "no_gain" else None
             too_weak = None
             if pull is not None and pull["pull"] < a["min_pull"]:
@@ -259,6 +293,8 @@ def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
                     "mde_metric": dec["mde_metric"],
                     "mde_std": dec["mde_std"],
                     "seeds_needed": dec["seeds_needed"],
+                    "power_alpha": dec["power_alpha"],
+                    "family_size": dec["family_size"],
                     "p_raw": dec["p_support"],
                     "p_against": dec["p_against"],
                     "paper_effect_x100": 100 * peff if peff is not None else NAN,
@@ -271,12 +307,8 @@ def comparisons(runs: pd.DataFrame, cfg: dict, reported: dict) -> pd.DataFrame:
                     "pull_lambda": pull["lambda"] if pull else NAN,
                     "n_deg_a": int(gb["degenerate"].sum()) if "degenerate" in gb else NAN,
                     "n_deg_b": int(gt["degenerate"].sum()) if "degenerate" in gt else NAN,
-                    "n_scored_0_a": int(gb["test_best_undefined"].sum())
-                    if "test_best_undefined" in gb
-                    else 0,
-                    "n_scored_0_b": int(gt["test_best_undefined"].sum())
-                    if "test_best_undefined" in gt
-                    else 0,
+                    "n_scored_0_a": scored_0(gb),
+                    "n_scored_0_b": scored_0(gt),
                     "chance_condition": chance["condition"],
                     "above_chance": chance["estimate"],
                     "above_chance_low": chance["ci_low"],
@@ -349,25 +381,30 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, reported: dict) -> list[dict
             continue
         base, treat = comp["baseline"], comp["treatment"]
         block = []
-        for task in tasks_with(runs, base, treat):
-            va, _, ga = values(runs, task, base)
-            vb, _, gb = values(runs, task, treat)
-            ka, kb = int(ga["degenerate"].sum()), int(gb["degenerate"].sum())
+        tasks = tasks_with(runs, base, treat)
+        cells = {task: (values(runs, task, base), values(runs, task, treat)) for task in tasks}
+
+        def fewer_of(task, m):
+            (_, _, ga), (_, _, gb) = cells[task]
             share = (
                 paper_degenerate_share(reported, cfg, task)
                 if follows_protocol(cfg, task, reported, runs)
                 else None
             )
-            fewer = stats.fewer_degenerate(
-                ka,
+            return stats.fewer_degenerate(
+                int(ga["degenerate"].sum()),
                 len(ga),
-                kb,
+                int(gb["degenerate"].sum()),
                 len(gb),
                 alpha=alpha,
                 power=power,
                 share_of_interest=share if share is not None else soi["degenerate_share"],
+                family_size=m,
             )
-            spread = stats.smaller_spread(
+
+        def spread_of(task, m):
+            (va, _, _), (vb, _, _) = cells[task]
+            return stats.smaller_spread(
                 va,
                 vb,
                 alpha=alpha,
@@ -375,7 +412,14 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, reported: dict) -> list[dict
                 ratio_of_interest=soi["spread_ratio"],
                 reps=a["n_boot"],
                 seed=a["boot_seed"],
+                family_size=m,
             )
+
+        fewer_tests, spread_tests = at_family_level(tasks, fewer_of), at_family_level(tasks, spread_of)
+        for task in tasks:
+            (va, _, ga), (vb, _, gb) = cells[task]
+            ka, kb = int(ga["degenerate"].sum()), int(gb["degenerate"].sum())
+            fewer, spread = fewer_tests[task], spread_tests[task]
             chance = above_chance(runs, cfg, task, _baseline_for_chance(runs, cfg, task, treat))
             block.append(
                 {
@@ -386,6 +430,8 @@ def degenerate_claim(runs: pd.DataFrame, cfg: dict, reported: dict) -> list[dict
                     "n_b": len(gb),
                     "std_a": float(np.nanstd(va, ddof=1)) if len(va) > 1 else NAN,
                     "std_b": float(np.nanstd(vb, ddof=1)) if len(vb) > 1 else NAN,
+                    "n_scored_0_a": scored_0(ga),
+                    "n_scored_0_b": scored_0(gb),
                     "fewer": fewer,
                     "spread": spread,
                     "chance": chance,

@@ -10,8 +10,12 @@ reason "diverged". All are counted, never dropped.
 Scoring: a correlation (Spearman, Pearson; Matthews is already 0) of constant predictions is undefined,
 and a NaN would drop the run from every mean and test, so the worst runs of a comparison about
 stability would vanish from it. Such a value is scored as no skill, 0, and the run is recorded as
-collapsed (`*_undefined` columns keep the fact that the score was imputed). The same rule scores the
-validation metric, as selection does (select.no_skill_score).
+collapsed (`*_undefined` columns keep the fact that the score was imputed, `*_undefined_cause` why:
+"constant predictions", or "diverged" for a run the engine marked diverged, whose predictions were
+non-finite rather than constant; such a run is degenerate for the reason "diverged"). The test columns
+hold the report metric, the validation columns the selection metric (runs.csv `selection_metric` where
+recorded, else the configured one, config.task_metrics), and each is scored by its own metric, as
+selection does (select.no_skill_score).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .config import glue_task_of, task_metrics
 from .plan import seed_union
 from .select import no_skill_score
 
 NAN = float("nan")
 SCORED_COLUMNS = ("test_best", "test_last", "val_best", "val_last")  # the metric columns that enter tests
+VALIDATION_COLUMNS = ("val_best", "val_last")  # these hold the selection metric, the others the report metric
 
 
 def degenerate_rule(cfg: dict, task: str) -> dict | None:
@@ -43,26 +49,39 @@ def is_diverged(value) -> bool:
     return bool(value)
 
 
-def _constant(share, pred_std) -> bool:
-    return (not stats._isnan(pred_std) and float(pred_std) == 0) or (
-        not stats._isnan(share) and float(share) >= 1.0
-    )
+def selection_metrics(runs: pd.DataFrame, cfg: dict) -> list[str]:
+    """Each run's selection metric (the metric of its val_* columns): runs.csv's `selection_metric` where
+    recorded, else the study's configured one for the run's GLUE task."""
+    recorded = runs["selection_metric"] if "selection_metric" in runs.columns else [None] * len(runs)
+    out = []
+    for task, rec in zip(runs["task"], recorded):
+        if isinstance(rec, str) and rec:
+            out.append(rec)
+        else:
+            out.append(task_metrics(cfg, glue_task_of(cfg, task))[0])
+    return out
 
 
-def score_undefined(runs: pd.DataFrame) -> pd.DataFrame:
+def score_undefined(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     """runs.csv with every undefined correlation scored as no skill (0), and `<column>_undefined` flags
-    saying which values were imputed. Accuracy and F1 are never undefined; a NaN there stays NaN."""
+    saying which values were imputed, `<column>_undefined_cause` why ("constant predictions", or
+    "diverged" for a run whose record says it diverged). Test columns are scored by the report metric
+    (`metric`), validation columns by the selection metric. Accuracy and F1 are never undefined; a NaN
+    there stays NaN."""
     out = runs.copy()
+    diverged = [is_diverged(v) for v in (out["diverged"] if "diverged" in out.columns else [False] * len(out))]
+    metric_of = {"report": list(out["metric"]), "selection": selection_metrics(out, cfg)}
     for col in SCORED_COLUMNS:
         if col not in out.columns:
             continue
+        metrics = metric_of["selection" if col in VALIDATION_COLUMNS else "report"]
         values = out[col].astype(float)
-        scored = [no_skill_score(m, v) for m, v in zip(out["metric"], values)]
-        out[f"{col}_undefined"] = pd.Series(
-            [bool(np.isnan(v) and not np.isnan(s)) for v, s in zip(values, scored)],
-            index=out.index,
-            dtype=bool,
-        )
+        scored = [no_skill_score(m, v) for m, v in zip(metrics, values)]
+        imputed = [bool(np.isnan(v) and not np.isnan(s)) for v, s in zip(values, scored)]
+        out[f"{col}_undefined"] = pd.Series(imputed, index=out.index, dtype=bool)
+        out[f"{col}_undefined_cause"] = [
+            ("diverged" if d else "constant predictions") if i else "" for i, d in zip(imputed, diverged)
+        ]
         out[col] = scored
     return out
 
@@ -98,7 +117,7 @@ def flag_runs(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
     for reference) and the seed role (report / selection / other). A diverged run is degenerate at both
     checkpoints (reason "diverged"); `diverged` is False for runs.csv files written before the engine
     recorded it."""
-    out = score_undefined(runs)
+    out = score_undefined(runs, cfg)
     out["diverged"] = pd.Series(
         [is_diverged(v) for v in (out["diverged"] if "diverged" in out.columns else [False] * len(out))],
         index=out.index,
@@ -171,6 +190,9 @@ def summaries(flagged: pd.DataFrame) -> pd.DataFrame:
             for k, v in stats.describe(g[col].to_numpy(dtype=float)).items():
                 row[f"{col}_{k}"] = v
         row["n_undefined_scored_0"] = int(g["test_best_undefined"].sum()) if "test_best_undefined" in g else 0
+        row["n_undefined_scored_0_diverged"] = (
+            int((g["test_best_undefined_cause"] == "diverged").sum()) if "test_best_undefined_cause" in g else 0
+        )
         row["n_degenerate"] = int(g["degenerate"].sum())
         row["n_degenerate_last"] = int(g["degenerate_last"].sum())
         row["n_collapsed"] = int((g["degenerate_reason"] == "collapsed").sum())

@@ -17,6 +17,9 @@ Conventions:
   Student's (the paper's) for an unpaired one, at level 1 - 2 alpha for a one-tailed test at alpha, so
   its bound in the tested direction excludes the null value exactly when the test rejects. The
   percentile bootstrap is kept as a secondary, labelled interval (it undercovers at 4-16 seeds).
+- Power is prospective and belongs to the decision: for the effect of interest (never the observed one),
+  at alpha / m for a claim decided with Holm over m tasks (holm_first_level), with the sd of the design
+  estimated from the runs. Power functions take the effect signed like the data ("less": negative).
 - Functions never raise on degenerate numbers (n < 2, zero variance, all NaN): they return NaN for
   whatever is not computable. They do raise on malformed input (unknown metric, mismatched lengths).
 """
@@ -39,10 +42,11 @@ _NAN = float("nan")
 # Verdicts, and the categories `verdict` returns beside them (callers read these fields, never the text).
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "uninformative")
 CATEGORIES = {
-    "reproduced": ("effect in the paper's direction", "gain excluded", "both sub-claims"),
+    "reproduced": ("effect in the paper's direction", "smaller than the paper's effect", "gain below margin",
+                   "significant gain below margin", "both sub-claims"),
     "not reproduced": ("opposite effect", "paper's effect excluded", "significant gain", "a sub-claim refuted"),
     "inconclusive": ("significant before Holm only", "too few seeds", "no effect", "gain not excluded",
-                     "not computable", "partly reproduced", "mixed across tasks"),
+                     "not computable", "partly reproduced", "refuted on some tasks", "mixed across tasks"),
     "uninformative": ("setting too weak",),
 }
 
@@ -223,30 +227,33 @@ def is_degenerate(metric_name: str, value, majority_baseline, pred_major_share, 
 # 3. power
 
 def _power_t(ncp: float, df: float, alpha: float, alternative: str) -> float:
-    """Exact power of a t-test with noncentrality ncp (effect in the tested direction)."""
+    """Exact power of a t-test whose statistic has noncentrality ncp (signed like the data: positive
+    favours "greater", negative "less")."""
     if alternative == "two-sided":
         tc = st.t.ppf(1 - alpha / 2, df)
         return float(st.nct.sf(tc, df, ncp) + st.nct.cdf(-tc, df, ncp))
     tc = st.t.ppf(1 - alpha, df)
+    if alternative == "less":
+        return float(st.nct.cdf(-tc, df, ncp))
     return float(st.nct.sf(tc, df, ncp))
 
 
-def power_unpaired(d: float, n_a: int, n_b: int, alpha: float = 0.05, alternative: str = "greater") -> float:
-    """Power of Student's two-sample t-test for a true standardized effect d (in the tested direction)."""
+def power_unpaired(d: float, n_a: int, n_b: int, alpha: float, alternative: str = "greater") -> float:
+    """Power of Student's two-sample t-test at level alpha for a true standardized effect d (b - a, signed:
+    for alternative="less" the tested direction is a negative d)."""
     _check_alternative(alternative)
     df = n_a + n_b - 2
     if n_a < 1 or n_b < 1 or df < 1 or _isnan(d):
         return _NAN
-    d = abs(d) if alternative == "two-sided" else d
     return _power_t(d * math.sqrt(n_a * n_b / (n_a + n_b)), df, alpha, alternative)
 
 
-def power_paired(dz: float, n: int, alpha: float = 0.05, alternative: str = "greater") -> float:
-    """Power of the paired t-test for a true d_z = mean difference / sd of differences."""
+def power_paired(dz: float, n: int, alpha: float, alternative: str = "greater") -> float:
+    """Power of the paired t-test at level alpha for a true d_z = mean difference / sd of differences
+    (signed: for alternative="less" the tested direction is a negative d_z)."""
     _check_alternative(alternative)
     if n < 2 or _isnan(dz):
         return _NAN
-    dz = abs(dz) if alternative == "two-sided" else dz
     return _power_t(dz * math.sqrt(n), n - 1, alpha, alternative)
 
 
@@ -260,24 +267,27 @@ def _mde(power_of, power: float) -> float:
     return float(optimize.brentq(lambda e: power_of(e) - power, 0.0, hi, xtol=1e-10))
 
 
-def power_unpaired_mde(n_a: int, n_b: int, alpha: float = 0.05, power: float = 0.8,
-                       alternative: str = "greater") -> float:
-    """Smallest Cohen's d that Student's t-test detects with this power at n_a, n_b seeds.
+def power_unpaired_mde(n_a: int, n_b: int, alpha: float, power: float, alternative: str = "greater") -> float:
+    """Smallest Cohen's d (a magnitude, in the tested direction) that Student's t-test at level alpha
+    detects with this power at n_a, n_b seeds.
 
     Why: a non-significant result only means "not reproduced" if the study could have seen the
     effect; this is the effect it could see. Exact, via the noncentral t distribution."""
     _check_alternative(alternative)
     if n_a < 1 or n_b < 1 or n_a + n_b - 2 < 1:
         return _NAN
-    return _mde(lambda d: power_unpaired(d, n_a, n_b, alpha, alternative), power)
+    sign = -1.0 if alternative == "less" else 1.0
+    return _mde(lambda d: power_unpaired(sign * d, n_a, n_b, alpha, alternative), power)
 
 
-def power_paired_mde(n: int, alpha: float = 0.05, power: float = 0.8, alternative: str = "greater") -> float:
-    """Smallest d_z (mean paired difference / sd of differences) the paired t-test detects at n pairs."""
+def power_paired_mde(n: int, alpha: float, power: float, alternative: str = "greater") -> float:
+    """Smallest d_z (a magnitude, in the tested direction) the paired t-test at level alpha detects at n
+    pairs with this power."""
     _check_alternative(alternative)
     if n < 2:
         return _NAN
-    return _mde(lambda dz: power_paired(dz, n, alpha, alternative), power)
+    sign = -1.0 if alternative == "less" else 1.0
+    return _mde(lambda dz: power_paired(sign * dz, n, alpha, alternative), power)
 
 
 def _seeds_needed(power_at_n, effect, n_min: int, power: float, max_n: int, alternative: str):
@@ -304,8 +314,7 @@ def _seeds_needed(power_at_n, effect, n_min: int, power: float, max_n: int, alte
     return int(lo)
 
 
-def seeds_needed_unpaired(d: float, alpha: float = 0.05, power: float = 0.8, alternative: str = "greater",
-                          max_n: int = 10_000):
+def seeds_needed_unpaired(d: float, alpha: float, power: float, alternative: str = "greater", max_n: int = 10_000):
     """Smallest n per group at which Student's t-test has this power for a true effect d.
 
     Returns an int; math.inf when d is not in the tested direction or needs more than max_n; NaN for NaN d.
@@ -315,8 +324,7 @@ def seeds_needed_unpaired(d: float, alpha: float = 0.05, power: float = 0.8, alt
     return _seeds_needed(lambda e, n: power_unpaired(e, n, n, alpha, tail), d, 2, power, max_n, alternative)
 
 
-def seeds_needed_paired(dz: float, alpha: float = 0.05, power: float = 0.8, alternative: str = "greater",
-                        max_n: int = 10_000):
+def seeds_needed_paired(dz: float, alpha: float, power: float, alternative: str = "greater", max_n: int = 10_000):
     """Smallest number of pairs at which the paired t-test has this power for a true d_z (see the unpaired
     version for the return convention)."""
     _check_alternative(alternative)
@@ -348,19 +356,23 @@ def fisher_mde_share(n_a: int, n_b: int, alpha: float, power: float) -> float:
 
 
 def fisher_seeds_needed(share: float, alpha: float, power: float, max_n: int):
-    """Runs per condition at which Fisher's test detects `share` degenerate baseline runs (none under the
-    treatment) with this power; math.inf beyond max_n or for a share <= 0."""
+    """The smallest number of runs per condition at which Fisher's test detects `share` degenerate baseline
+    runs (none under the treatment) with this power; math.inf beyond max_n or for a share <= 0.
+
+    An exact test's power is not monotone in n (at share 0.35 it is 83% at 15 runs, 71% at 16), so a
+    doubling search alone can step over the answer: it only brackets it (the first doubling point with
+    enough power), then every n up to that point is scanned and the first that reaches the power wins."""
     if _isnan(share):
         return _NAN
     if share <= 0:
         return math.inf
-    lo, hi = 1, 1
-    while fisher_power(min(1.0, share), 0.0, hi, hi, alpha) < power:
+    share = min(1.0, float(share))
+    hi = 1
+    while fisher_power(share, 0.0, hi, hi, alpha) < power:
         if hi >= max_n:
             return math.inf
-        lo, hi = hi + 1, min(max_n, hi * 2)
-    # an exact test's power is not monotone in n: scan for the first n that reaches it
-    return next(n for n in range(lo, hi + 1) if fisher_power(min(1.0, share), 0.0, n, n, alpha) >= power)
+        hi = min(max_n, hi * 2)
+    return next(n for n in range(1, hi + 1) if fisher_power(share, 0.0, n, n, alpha) >= power)
 
 
 def _bf_t(za: np.ndarray, zb: np.ndarray):
@@ -646,7 +658,8 @@ def holm(pvalues) -> list[float]:
 # reproduces the claim (`p_support`) and the one whose rejection refutes it (`p_against`). Each returns
 # the interval of its test at 1 - 2 alpha. The caller adjusts both p-values with Holm across the tasks
 # of the claim (one family per claim and per test) and passes them to `verdict`, which alone turns
-# numbers into a verdict and a category.
+# numbers into a verdict and a category. The caller also passes the family's size m, so that power,
+# smallest detectable effects and seeds needed are those of Holm's most demanding step, alpha / m.
 
 def _sd_and_n(result: dict, paired: bool):
     if paired:
@@ -654,8 +667,17 @@ def _sd_and_n(result: dict, paired: bool):
     return result["pooled_sd"], result["n_a"], result["n_b"]
 
 
+def holm_first_level(alpha: float, family_size: int) -> float:
+    """alpha / m: the level Holm's most demanding step asks of a family of m tests (the smallest p-value
+    must be below it). Power, smallest detectable effects and seeds needed are computed at this level,
+    so "the study could have detected it" holds for the decision actually taken after Holm."""
+    if int(family_size) != family_size or family_size < 1:
+        raise ValueError(f"family_size must be a positive integer, got {family_size!r}")
+    return alpha / int(family_size)
+
+
 def decide(result: dict, *, expect: str, alpha: float, power: float, effect_of_interest: float,
-           paper_effect: float | None = None, direction: int = 1, min_pairs: int = 3,
+           family_size: int, paper_effect: float | None = None, direction: int = 1, min_pairs: int = 3,
            max_seeds: int = 10_000) -> dict:
     """The deciding test of one claim on one task (unadjusted; Holm is the caller's, across tasks).
 
@@ -668,12 +690,16 @@ def decide(result: dict, *, expect: str, alpha: float, power: float, effect_of_i
     The interval is the test's own t interval at 1 - 2 alpha (ci_low, ci_high): its lower bound is above
     0 exactly when "effect > 0" is rejected at alpha, its upper bound below a margin exactly when
     "effect < margin" is. Power is prospective: `interest` is the paper's effect where it applies (better
-    claims), else effect_of_interest (metric units), standardised by the observed sd of the design;
-    power_for_interest, seeds_needed and the smallest detectable effect (mde_metric) refer to it."""
+    claims), else effect_of_interest (metric units), standardised by the sd of the design estimated from
+    these runs; power_for_interest, seeds_needed and the smallest detectable effect (mde_metric) refer to
+    it, at power_alpha = alpha / family_size (holm_first_level: the claim is tested on family_size tasks).
+    both_category is the category when both one-tailed tests reject (a significant effect that is smaller
+    than the paper's; a significant gain that is below the margin)."""
     if expect not in EXPECTS:
         raise ValueError(f"decide: expect must be one of {EXPECTS}, got {expect!r}")
     if direction not in (1, -1):
         raise ValueError(f"decide: direction must be +1 or -1, got {direction!r}")
+    power_alpha = holm_first_level(alpha, family_size)
     paired = result.get("n_pairs", 0) >= min_pairs
     sd, n_a, n_b = _sd_and_n(result, paired)
     if paired:
@@ -699,30 +725,32 @@ def decide(result: dict, *, expect: str, alpha: float, power: float, effect_of_i
         p_support, support = p_gt0, "effect in the paper's direction"
         if paper is not None:
             p_against = _t_p((eff - paper) / se, df, "less") if ok else _NAN
-            against = "paper's effect excluded"
+            against, both = "paper's effect excluded", "smaller than the paper's effect"
         else:
             p_against = _t_p(eff / se, df, "less") if ok else _NAN
-            against = "opposite effect"
+            against, both = "opposite effect", support  # "effect > 0" and "effect < 0" cannot both reject
     else:
         interest, source = effect_of_interest, "the configured smallest effect of interest"
         p_support = non_superiority_p(eff, se, df, effect_of_interest) if ok else _NAN
-        support, p_against, against = "gain excluded", p_gt0, "significant gain"
+        support, p_against, against = "gain below margin", p_gt0, "significant gain"
+        both = "significant gain below margin"
     std_interest = interest / sd if np.isfinite(sd) and sd > 0 else _NAN
     if paired:
-        mde_std = power_paired_mde(n, alpha, power, "greater") if n >= 2 else _NAN
-        pw = power_paired(std_interest, n, alpha, "greater") if n >= 2 else _NAN
-        need = seeds_needed_paired(std_interest, alpha, power, "greater", max_seeds)
+        mde_std = power_paired_mde(n, power_alpha, power, "greater") if n >= 2 else _NAN
+        pw = power_paired(std_interest, n, power_alpha, "greater") if n >= 2 else _NAN
+        need = seeds_needed_paired(std_interest, power_alpha, power, "greater", max_seeds)
     else:
         ok_u = n_a >= 2 and n_b >= 2
-        mde_std = power_unpaired_mde(n_a, n_b, alpha, power, "greater") if ok_u else _NAN
-        pw = power_unpaired(std_interest, n_a, n_b, alpha, "greater") if ok_u else _NAN
-        need = seeds_needed_unpaired(std_interest, alpha, power, "greater", max_seeds)
+        mde_std = power_unpaired_mde(n_a, n_b, power_alpha, power, "greater") if ok_u else _NAN
+        pw = power_unpaired(std_interest, n_a, n_b, power_alpha, "greater") if ok_u else _NAN
+        need = seeds_needed_unpaired(std_interest, power_alpha, power, "greater", max_seeds)
     return {
         "expect": expect, "test": test, "n": int(n), "unit": unit, "df": df, "effect": eff, "se": se, "sd": sd,
         "ci_low": lo, "ci_high": hi, "ci_level": level, "boot_ci_low": blo, "boot_ci_high": bhi,
         "p_support": p_support, "p_against": p_against, "support_category": support,
-        "against_category": against, "interest": interest, "interest_source": source,
+        "against_category": against, "both_category": both, "interest": interest, "interest_source": source,
         "paper_effect": paper if paper is not None else _NAN,
+        "family_size": int(family_size), "power_alpha": power_alpha,
         "power_for_interest": pw, "mde_std": mde_std,
         "mde_metric": mde_std * sd if np.isfinite(mde_std) and np.isfinite(sd) else _NAN,
         "seeds_needed": need,
@@ -743,6 +771,15 @@ def _pf(v) -> str:
     return f"{v:.3g}" if v >= 1e-3 else f"{v:.1e}"
 
 
+def power_level_text(test: dict, alpha: float) -> str:
+    """Where power, the smallest detectable effect and seeds needed were computed: "one-tailed alpha 0.025
+    (0.05/2: Holm's most demanding step over 2 tasks)"."""
+    m = int(test.get("family_size", 1))
+    lvl = test.get("power_alpha", alpha)
+    return f"one-tailed alpha {_pf(lvl)}" + (
+        f" ({alpha:g}/{m}: Holm's most demanding step over {m} tasks)" if m > 1 else "")
+
+
 def verdict(test: dict, *, alpha: float, power: float, p_support_holm: float | None = None,
             p_against_holm: float | None = None, family_size: int = 1, too_weak: str | None = None) -> dict:
     """{verdict, category, reason} of one claim on one task, from `decide` (or a sub-claim test) and the
@@ -750,11 +787,14 @@ def verdict(test: dict, *, alpha: float, power: float, p_support_holm: float | N
     - uninformative ("setting too weak"): a no_gain claim whose setting barely moves the weights
       (too_weak: why); never reproduced, whatever the data.
     - inconclusive ("not computable"): a test has no p-value (too few runs, zero variance).
-    - reproduced: Holm-adjusted p_support < alpha (support_category).
+    - reproduced: Holm-adjusted p_support < alpha (support_category; both_category when the test against
+      the claim rejects too after Holm: an effect significantly smaller than the paper's, or a significant
+      gain that is still below the margin).
     - not reproduced: Holm-adjusted p_against < alpha (against_category).
     - inconclusive ("significant before Holm only"): an unadjusted p < alpha that Holm does not keep.
     - inconclusive ("no effect" for better claims, "gain not excluded" for no_gain): the study had the
-      power (>= `power`) to detect the effect of interest and saw no significant one.
+      power (>= `power`, at the test's power_alpha: Holm's most demanding level) to detect the effect of
+      interest and saw no significant one.
     - inconclusive ("too few seeds"): it did not; seeds_needed says how many would do."""
     ps, pa = test["p_support"], test["p_against"]
     ps_h = ps if p_support_holm is None else p_support_holm
@@ -778,6 +818,10 @@ def verdict(test: dict, *, alpha: float, power: float, p_support_holm: float | N
         return out("inconclusive", "not computable",
                    f"{test['test']} has no p-value (n = {test['n']} {test['unit']}, zero variance or too few runs)")
     if ps_h < alpha:
+        both = test.get("both_category") or test["support_category"]
+        if pa_h < alpha and both != test["support_category"]:
+            return out("reproduced", both, f"the claim holds after {holm_txt}, and so does the test against it "
+                                           f"({test['against_category']}): {nums}")
         return out("reproduced", test["support_category"], nums)
     if pa_h < alpha:
         return out("not reproduced", test["against_category"], nums)
@@ -787,52 +831,66 @@ def verdict(test: dict, *, alpha: float, power: float, p_support_holm: float | N
                    f"unadjusted p < {alpha} would read '{which}', {holm_txt} does not: {nums}")
     interest = (f"{test['interest_label']}" if test.get("interest_label") else
                 f"{_x100(test['interest'])} x100 ({test['interest_source']})")
+    at = power_level_text(test, alpha)
     pw = test["power_for_interest"]
     if np.isfinite(pw) and pw >= power:
         cat = "no effect" if test["expect"] == "better" else "gain not excluded"
-        return out("inconclusive", cat, f"the study had {pw:.0%} power for an effect of {interest} and found "
-                                        f"no significant one: {nums}")
+        return out("inconclusive", cat, f"the study had {pw:.0%} power ({at}) for an effect of {interest} and "
+                                        f"found no significant one: {nums}")
     need = test["seeds_needed"]
     need_txt = (f"about {need} {test['unit']} would give {power:.0%}" if np.isfinite(need) else
                 f"no feasible number of {test['unit']} gives {power:.0%}")
     return out("inconclusive", "too few seeds",
-               f"power {('–' if _isnan(pw) else f'{pw:.0%}')} at n = {test['n']} {test['unit']} for an effect of "
-               f"{interest}; {need_txt}: {nums}")
+               f"power {('–' if _isnan(pw) else f'{pw:.0%}')} ({at}) at n = {test['n']} {test['unit']} for an "
+               f"effect of {interest}; {need_txt}: {nums}")
+
+
+# which category speaks for a claim whose tasks all share one verdict but not one category: the qualified
+# reading first (an effect smaller than the paper's, a real gain below the margin)
+_CATEGORY_PREFERENCE = ("smaller than the paper's effect", "significant gain below margin", "opposite effect")
 
 
 def aggregate(task_verdicts: list[dict]) -> dict:
     """A claim's verdict over its tasks ({verdict, category, reason}): reproduced / not reproduced /
     uninformative when every task says so; reproduced on some tasks and not reproduced on others is
-    "mixed across tasks"; otherwise inconclusive, "partly reproduced" when some task reproduces it (or
-    partly does), else the most telling inconclusive category among the tasks."""
+    "mixed across tasks"; otherwise inconclusive: "partly reproduced" when some task reproduces it (or
+    partly does), "refuted on some tasks" when some task refutes it (after Holm) and none reproduces it,
+    else the most telling inconclusive category among the tasks ("not computable" only when a task's test
+    was not computable)."""
     if not task_verdicts:
         return {"verdict": "inconclusive", "category": "not computable", "reason": "no task to decide on"}
     vs = [t["verdict"] for t in task_verdicts]
     for v in ("reproduced", "not reproduced", "uninformative"):
         if all(x == v for x in vs):
-            cats = {t["category"] for t in task_verdicts}
-            return {"verdict": v, "category": cats.pop() if len(cats) == 1 else task_verdicts[0]["category"],
-                    "reason": "on every task"}
+            cats = [t["category"] for t in task_verdicts]
+            cat = next((c for c in _CATEGORY_PREFERENCE if c in cats), cats[0])
+            return {"verdict": v, "category": cat, "reason": "on every task"}
     if "reproduced" in vs and "not reproduced" in vs:
         return {"verdict": "inconclusive", "category": "mixed across tasks", "reason": "mixed across tasks"}
     if "reproduced" in vs:
-        return {"verdict": "inconclusive", "category": "partly reproduced", "reason": "on some tasks only"}
-    order = ("partly reproduced", "significant before Holm only", "too few seeds", "no effect", "gain not excluded",
-             "not computable")
+        return {"verdict": "inconclusive", "category": "partly reproduced",
+                "reason": "reproduced on some tasks only, not decided on the others"}
+    if "not reproduced" in vs:
+        return {"verdict": "inconclusive", "category": "refuted on some tasks",
+                "reason": "not reproduced (refuted after Holm) on some tasks, not decided on the others"}
+    order = ("partly reproduced", "refuted on some tasks", "significant before Holm only", "too few seeds",
+             "no effect", "gain not excluded", "not computable")
     cats = [t["category"] for t in task_verdicts if t["verdict"] == "inconclusive"]
-    cat = next((c for c in order if c in cats), "not computable")
+    cat = next((c for c in order if c in cats), cats[0])  # some task is inconclusive (the rest uninformative)
     return {"verdict": "inconclusive", "category": cat, "reason": "not decided on every task"}
 
 
 # ---- RQ 2: fewer degenerate runs and a smaller spread, as two sub-claims ---------------------------
 
 def fewer_degenerate(k_a: int, n_a: int, k_b: int, n_b: int, *, alpha: float, power: float,
-                     share_of_interest: float, max_seeds: int = 10_000) -> dict:
+                     share_of_interest: float, family_size: int, max_seeds: int = 10_000) -> dict:
     """Sub-claim "the treatment (b) has fewer degenerate runs than the baseline (a)", in `decide`'s shape:
     Fisher's exact test one-tailed each way, the odds ratio of degenerating (a against b) with its exact
     interval at 1 - 2 alpha (it excludes 1 exactly when Fisher's test rejects), and power, smallest
-    detectable share and runs needed for `share_of_interest` degenerate baseline runs against none."""
+    detectable share and runs needed for `share_of_interest` degenerate baseline runs against none, at
+    alpha / family_size (Holm's most demanding step over the sub-claim's tasks)."""
     level = interval_level(alpha, 1)
+    pa = holm_first_level(alpha, family_size)
     ratio, lo, hi = degenerate_odds_ratio(k_a, n_a, k_b, n_b, level)
     n = min(n_a, n_b)
     return {
@@ -844,24 +902,27 @@ def fewer_degenerate(k_a: int, n_a: int, k_b: int, n_b: int, *, alpha: float, po
         "p_support": fisher_degenerate(k_a, n_a, k_b, n_b, "greater") if n_a and n_b else _NAN,
         "p_against": fisher_degenerate(k_a, n_a, k_b, n_b, "less") if n_a and n_b else _NAN,
         "support_category": "effect in the paper's direction", "against_category": "opposite effect",
+        "both_category": "effect in the paper's direction",
         "interest": share_of_interest, "interest_source": "degenerate share",
         "interest_label": f"{100 * share_of_interest:.0f}% degenerate baseline runs against none",
-        "paper_effect": _NAN,
-        "power_for_interest": fisher_power(share_of_interest, 0.0, n_a, n_b, alpha) if n_a and n_b else _NAN,
-        "mde_std": _NAN, "mde_metric": fisher_mde_share(n_a, n_b, alpha, power) if n_a and n_b else _NAN,
-        "seeds_needed": fisher_seeds_needed(share_of_interest, alpha, power, max_seeds),
+        "paper_effect": _NAN, "family_size": int(family_size), "power_alpha": pa,
+        "power_for_interest": fisher_power(share_of_interest, 0.0, n_a, n_b, pa) if n_a and n_b else _NAN,
+        "mde_std": _NAN, "mde_metric": fisher_mde_share(n_a, n_b, pa, power) if n_a and n_b else _NAN,
+        "seeds_needed": fisher_seeds_needed(share_of_interest, pa, power, max_seeds),
     }
 
 
 def smaller_spread(a, b, *, alpha: float, power: float, ratio_of_interest: float, reps: int, seed: int,
-                   max_seeds: int = 1_000) -> dict:
+                   family_size: int, max_seeds: int = 1_000) -> dict:
     """Sub-claim "the treatment (b) spreads less than the baseline (a)", in `decide`'s shape: the
     one-tailed Brown-Forsythe test (with two groups, the pooled t-test of the absolute deviations from
     each group's median), the t interval of the difference of those mean deviations (a minus b) at
     1 - 2 alpha, which excludes 0 exactly when the test rejects, the sd ratio a/b as the effect, and
-    power, smallest detectable ratio and runs needed for `ratio_of_interest` (simulated, `reps` studies)."""
+    power, smallest detectable ratio and runs needed for `ratio_of_interest` (simulated, `reps` studies),
+    at alpha / family_size (Holm's most demanding step over the sub-claim's tasks)."""
     fa, fb = _finite(a), _finite(b)
     level = interval_level(alpha, 1)
+    pa = holm_first_level(alpha, family_size)
     sd_a, sd_b = math.sqrt(_var(fa)) if fa.size >= 2 else _NAN, math.sqrt(_var(fb)) if fb.size >= 2 else _NAN
     ok = fa.size >= 3 and fb.size >= 3
     if ok:
@@ -881,12 +942,13 @@ def smaller_spread(a, b, *, alpha: float, power: float, ratio_of_interest: float
         "boot_ci_low": _NAN, "boot_ci_high": _NAN,
         "p_support": _t_p(t, df, "greater") if ok else _NAN, "p_against": _t_p(t, df, "less") if ok else _NAN,
         "support_category": "effect in the paper's direction", "against_category": "opposite effect",
+        "both_category": "effect in the paper's direction",
         "interest": ratio_of_interest, "interest_source": "sd ratio",
         "interest_label": f"an sd ratio of {ratio_of_interest:g} (baseline over treatment)",
-        "paper_effect": _NAN,
-        "power_for_interest": spread_power(ratio_of_interest, fa.size, fb.size, alpha, reps=reps, seed=seed),
-        "mde_std": _NAN, "mde_metric": spread_mde_ratio(fa.size, fb.size, alpha, power, reps=reps, seed=seed),
-        "seeds_needed": spread_seeds_needed(ratio_of_interest, alpha, power, reps=reps, seed=seed,
+        "paper_effect": _NAN, "family_size": int(family_size), "power_alpha": pa,
+        "power_for_interest": spread_power(ratio_of_interest, fa.size, fb.size, pa, reps=reps, seed=seed),
+        "mde_std": _NAN, "mde_metric": spread_mde_ratio(fa.size, fb.size, pa, power, reps=reps, seed=seed),
+        "seeds_needed": spread_seeds_needed(ratio_of_interest, pa, power, reps=reps, seed=seed,
                                             max_n=max_seeds),
     }
 

@@ -33,7 +33,8 @@ NAN = float("nan")
 PAPER_ITEMS = {"table1": "Table 1", "table2": "Table 2", "table4": "Table 4", "table7": "Table 7"}
 SCORED_NOTE = (
     "A correlation that is undefined because a run's predictions were constant is scored 0 (no "
-    "skill), counted as collapsed, and enters every mean and test (it is never dropped)."
+    "skill), counted as collapsed, and enters every mean and test (it is never dropped); a diverged run "
+    "whose correlation is undefined (non-finite predictions) is scored 0 the same way and counted as diverged."
 )
 
 
@@ -85,6 +86,8 @@ def _claim_rows(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> list[dict]:
                     "effect_of_interest_source": b["dec_interest_source"],
                     "power_for_effect_of_interest": b["dec_power_for_interest"],
                     "seeds_needed": b["seeds_needed"],
+                    "power_alpha": b["power_alpha"],
+                    "family_size": b["family_size"],
                     "bootstrap_interval": [b["dec_boot_ci_low"], b["dec_boot_ci_high"]],
                     "paper_effect": b["paper_effect_x100"] / 100,
                     "follows_paper_protocol": b["follows_paper_protocol"],
@@ -150,6 +153,8 @@ def _claim_rows(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> list[dict]:
                         "effect_of_interest_source": t["interest_label"],
                         "power_for_effect_of_interest": t["power_for_interest"],
                         "seeds_needed": t["seeds_needed"],
+                        "power_alpha": t["power_alpha"],
+                        "family_size": t["family_size"],
                         "bootstrap_interval": [NAN, NAN],
                         "paper_effect": NAN,
                         "follows_paper_protocol": None,
@@ -162,7 +167,7 @@ def _claim_rows(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> list[dict]:
                             "interval": [b["chance"]["ci_low"], b["chance"]["ci_high"]],
                             "n": b["chance"]["n"],
                         },
-                        "runs_scored_0": 0,
+                        "runs_scored_0": int(b["n_scored_0_a"] + b["n_scored_0_b"]),
                         "degenerate": [b["k_a"], b["n_a"], b["k_b"], b["n_b"]],
                         "std": [b["std_a"], b["std_b"]],
                         "odds_ratio": t.get("odds_ratio", NAN),
@@ -263,17 +268,26 @@ def _interest_txt(t) -> str:
     else:
         what = f"{x100(e)} ({'paper' if 'paper' in t['effect_of_interest_source'] else 'configured'})"
     pw = t["power_for_effect_of_interest"]
-    return f"{what}, power {'–' if not np.isfinite(pw) else f'{pw:.0%}'}, seeds needed {seeds_text(t['seeds_needed'])}"
+    return (
+        f"{what}, power {'–' if not np.isfinite(pw) else f'{pw:.0%}'}, seeds needed {seeds_text(t['seeds_needed'])} "
+        f"({_level_txt(t)})"
+    )
+
+
+def _level_txt(t) -> str:
+    """The level power, the smallest detectable effect and seeds needed were computed at: alpha / m."""
+    m = int(t["family_size"])
+    return f"at alpha {pvalue(t['power_alpha'])}" + (f" = alpha/{m}" if m > 1 else "")
 
 
 def _mde_txt(t) -> str:
     m = t["smallest_detectable_effect"]
     if t["deciding_test"] == "fisher_exact":
-        return f"{x100(m)}% degenerate"
+        return f"{x100(m)}% degenerate {_level_txt(t)}"
     if t["deciding_test"] == "brown_forsythe":
-        return f"sd ratio {_num(m)}"
+        return f"sd ratio {_num(m)} {_level_txt(t)}"
     d = t["smallest_detectable_effect_std"]
-    return f"{x100(m)}" + (f" (d {d:.2f})" if np.isfinite(d) else "")
+    return f"{x100(m)}" + (f" (d {d:.2f})" if np.isfinite(d) else "") + f" {_level_txt(t)}"
 
 
 def _chance_txt(t) -> str:
@@ -326,8 +340,10 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> tuple[Table
                 "deciding test": _cell(ts, lambda t: f"{t['deciding_test']}, n = {t['n']} {t['unit']}")
                 if ts
                 else r["test"],
-                f"smallest detectable effect (x100, {a['power']:.0%} power)": _cell(ts, _mde_txt) if ts else "–",
-                "effect of interest: power, seeds needed": _cell(ts, _interest_txt) if ts else "–",
+                f"smallest detectable effect (x100, {a['power']:.0%} power at alpha/m)": _cell(ts, _mde_txt)
+                if ts
+                else "–",
+                "effect of interest: power, seeds needed (at alpha/m)": _cell(ts, _interest_txt) if ts else "–",
                 f"bootstrap {level} interval (secondary)": _cell(
                     [t for t in ts if np.isfinite(t["bootstrap_interval"][0])],
                     lambda t: _iv(*t["bootstrap_interval"]),
@@ -342,6 +358,7 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> tuple[Table
                 if r["expect"] == "no_gain"
                 else "–",
                 "baseline above chance on test (x100)": _cell(ts, _chance_txt) if ts else "–",
+                "runs scored 0 (undefined correlation)": _cell(ts, lambda t: str(t["runs_scored_0"])) if ts else "–",
                 "verdict": f"{r['verdict']}" + (f" ({r['category']})" if r["category"] else ""),
                 "why": "; ".join(
                     f"{t['task']}: {t['verdict']} ({t['category']}): {t['reason']}" for t in r["tasks"]
@@ -376,7 +393,10 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> tuple[Table
                             "effect_of_interest",
                             "power_for_effect_of_interest",
                             "seeds_needed",
+                            "power_alpha",
+                            "family_size",
                             "weight_pull",
+                            "runs_scored_0",
                         )
                     },
                     "interval_of": t.get("interval_of", ""),
@@ -434,9 +454,19 @@ def table_claims(comps: pd.DataFrame, rq2: list[dict], cfg: dict) -> tuple[Table
         "'Baseline above chance on test': the baseline's (Standard where it ran) test metric minus the test half's "
         "majority-class score, with its interval: on a task where it sits near chance, comparisons and degenerate "
         "counts are mostly noise, whatever their p-values.",
+        f"Power ({a['power']:.0%}), the smallest detectable effect and seeds needed are computed at alpha/m, the level "
+        "of Holm's most demanding step for a claim tested on m tasks (the level is given beside each; claims.json: "
+        "power_alpha, family_size), so they describe the decision actually taken after Holm. They standardise the "
+        "effect by the SD of the paired differences (paired test) or the pooled SD (Student's), estimated from "
+        "this study's runs: at 4-16 seeds that SD, and so the power and seeds needed, are themselves uncertain. "
+        "RQ 2a/2b: power of Fisher's test by exact enumeration, of Brown-Forsythe by simulation, at the same level.",
         f"Categories: 'too few seeds': the study had under {a['power']:.0%} power for the effect of interest "
         "(seeds needed for it given); 'no effect': it had the power and found no significant effect; 'significant "
-        "before Holm only': an unadjusted p < alpha that the correction across the claim's tasks does not keep.",
+        "before Holm only': an unadjusted p < alpha that the correction across the claim's tasks does not keep; "
+        "'smaller than the paper's effect': a significant effect in the paper's direction whose interval also "
+        "excludes the paper's effect; 'gain below margin': the non-superiority test shows the gain is below the "
+        "margin ('significant gain below margin': and a gain above 0 is significant too); 'partly reproduced' / "
+        "'refuted on some tasks': the claim holds (is refuted) on some tasks and is undecided on the others.",
     ]
     disp_df = pd.DataFrame(disp)
     table = Table(
@@ -619,6 +649,7 @@ def table_layout1(name: str, spec: dict, runs: pd.DataFrame, cfg: dict, reported
                     alpha=alpha,
                     power=a["power"],
                     effect_of_interest=a["smallest_effect_of_interest"]["mean"],
+                    family_size=1,  # a table mark, not a Holm-corrected claim
                     min_pairs=MIN_PAIRS,
                 )
                 mk[col] = {
@@ -717,6 +748,7 @@ def table_optimiser(spec: dict, runs: pd.DataFrame, cfg: dict, reported: dict) -
             alpha=a["alpha"],
             power=a["power"],
             effect_of_interest=a["smallest_effect_of_interest"]["mean"],
+            family_size=1,  # one task's comparison, not a Holm-corrected claim
             min_pairs=MIN_PAIRS,
         )
         (da, ka), (db, kb) = cell_stats(runs, task, base), cell_stats(runs, task, treat)
@@ -815,6 +847,8 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
         k = int(g["degenerate"].sum())
         reasons = g.loc[g["degenerate"], "degenerate_reason"].value_counts().to_dict()
         scored = int(g["test_best_undefined"].sum()) if "test_best_undefined" in g else 0
+        cause = g["test_best_undefined_cause"] if "test_best_undefined_cause" in g else pd.Series(dtype=str)
+        scored_diverged = int((cause == "diverged").sum())
         kind, glue = paper_key(cfg, task)
         paper = "–"
         if glue == "rte" and kind == "full" and cond == r["bertadam"]:
@@ -837,7 +871,8 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
                 "diverged": reasons.get("diverged", 0),
                 "no better than baseline": below,
                 "collapsed": reasons.get("collapsed", 0),
-                "of which scored 0 (undefined correlation)": scored,
+                "scored 0: constant predictions": scored - scored_diverged,
+                "scored 0: diverged (non-finite predictions)": scored_diverged,
                 "at last checkpoint": int(g["degenerate_last"].sum()),
                 "rule": g["degenerate_rule"].iloc[0],
                 "paper": paper,
@@ -856,6 +891,8 @@ def table_degenerate(flagged: pd.DataFrame, cfg: dict, reported: dict) -> Table:
                 "n_below_baseline": below,
                 "n_collapsed": reasons.get("collapsed", 0),
                 "n_scored_0": scored,
+                "n_scored_0_constant": scored - scored_diverged,
+                "n_scored_0_diverged": scored_diverged,
                 "n_degenerate_last": int(g["degenerate_last"].sum()),
                 "rule": g["degenerate_rule"].iloc[0],
                 "paper": paper,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -414,6 +415,51 @@ def test_diverged_run_is_degenerate_with_its_own_reason(tmp_path):
     assert (d["n"], d["n_nan"], k) == (4, 0, 3)
 
 
+def test_validation_columns_are_scored_by_the_selection_metric():
+    """val_best/val_last hold the selection metric, test_* the report metric: an undefined validation
+    correlation is scored 0 by the selection metric even where the report metric is accuracy (and an
+    undefined accuracy stays NaN), from runs.csv's selection_metric where recorded, else the configuration."""
+    from pipeline.degenerate import flag_runs
+
+    cfg = synthetic_config()
+    base = {"task": "rte", "condition": "x", "seed": 0, "metric": "accuracy", "test_best": np.nan,
+            "test_last": np.nan, "val_best": np.nan, "val_last": np.nan, "majority_test": 0.52,
+            "label_std_test": 0.5, "pred_std_best": np.nan, "pred_major_share_best": 0.6}
+    recorded = flag_runs(pd.DataFrame([{**base, "selection_metric": "mcc"}]), cfg).iloc[0]
+    assert recorded["val_best"] == 0.0 and recorded["val_last"] == 0.0 and recorded["val_best_undefined"]
+    assert np.isnan(recorded["test_best"]) and not recorded["test_best_undefined"]
+    # without the column: the configured selection metric of the run's GLUE task
+    cfg["evaluation"]["selection_metric"] = {"rte": "mcc"}  # hypothetical: rte selected on a correlation
+    configured = flag_runs(pd.DataFrame([base]), cfg).iloc[0]
+    assert configured["val_best"] == 0.0 and np.isnan(configured["test_best"])
+    # and the other way round: a correlation reported, accuracy selected: the validation NaN stays NaN
+    sts = {**base, "task": "sts-b", "metric": "spearman", "majority_test": 0.0, "label_std_test": 1.0,
+           "pred_std_best": 0.0, "pred_major_share_best": np.nan, "selection_metric": "accuracy"}
+    other = flag_runs(pd.DataFrame([sts]), synthetic_config()).iloc[0]
+    assert other["test_best"] == 0.0 and np.isnan(other["val_best"]) and not other["val_best_undefined"]
+
+
+def test_a_diverged_runs_undefined_correlation_is_labelled_diverged():
+    """Seed 1 diverged with NaN predictions, seed 2 predicted a constant: both are scored 0 and enter the
+    tests, but only seed 2's undefined correlation is put down to constant predictions."""
+    from pipeline import degenerate, tables
+    from pipeline.reported import load_reported
+
+    cfg = synthetic_config(seeds={"optimiser": [0, 1, 2, 3]})
+    f = degenerate.flag_runs(_diverged_runs(), cfg)
+    assert f["test_best_undefined"].tolist() == [False, True, True, False]
+    assert f["test_best_undefined_cause"].tolist() == ["", "diverged", "constant predictions", ""]
+    assert f["degenerate_reason"].tolist()[1:3] == ["diverged", "collapsed"]
+    assert degenerate.summaries(f).iloc[0]["n_undefined_scored_0_diverged"] == 1
+    t = tables.table_degenerate(f, cfg, load_reported())
+    num, disp = t.numbers.iloc[0], t.display.iloc[0]
+    assert (num["n_scored_0"], num["n_scored_0_constant"], num["n_scored_0_diverged"]) == (2, 1, 1)
+    assert disp["scored 0: constant predictions"] == 1 and disp["scored 0: diverged (non-finite predictions)"] == 1
+    # an older record without the diverged column: the same NaN is put down to constant predictions
+    g = degenerate.flag_runs(_diverged_runs(with_column=False), cfg)
+    assert g["test_best_undefined_cause"].tolist()[1] == "constant predictions"
+
+
 def test_runs_without_a_diverged_column_are_not_diverged():
     from pipeline.degenerate import flag_runs, is_diverged
 
@@ -513,7 +559,7 @@ def test_smallest_effect_of_interest_sets_the_non_superiority_margin(synthetic):
     rep = plan.report_runs(synthetic["flagged"], synthetic["cfg"])
     c = claims.comparisons(rep, synthetic["cfg"], load_reported()).set_index("comparison")
     assert c.loc["llrd", "expect"] == "no_gain" and c.loc["llrd", "ci_high"] < 0.02
-    assert (c.loc["llrd", "verdict"], c.loc["llrd", "category"]) == ("reproduced", "gain excluded")
+    assert (c.loc["llrd", "verdict"], c.loc["llrd", "category"]) == ("reproduced", "gain below margin")
     assert c.loc["intermediate", "expect"] == "better"
     tiny = deep_merge(synthetic["cfg"], {"analysis": {"smallest_effect_of_interest": {"mean": 1e-4}}})
     c = claims.comparisons(rep, tiny, load_reported()).set_index("comparison")
@@ -597,21 +643,43 @@ def test_tables_written_with_expected_rows(synthetic):
     assert {"test_best_mean", "test_last_mean", "n_degenerate"} <= set(s.columns)
 
 
-def test_selection_table_reads_validation_only(synthetic):
-    """The selection table is the selection files' validation numbers; shuffling test metrics changes nothing."""
+def test_selection_table_reads_validation_only(synthetic, tmp_path):
+    """The selection table prints the selection files' validation numbers, and of the runs table it reads
+    only which seeds ran: changing every metric of the runs (test and validation) changes nothing, changing
+    their seeds changes the overlap it reports; no column of it is a test metric."""
     from pipeline import tables
     from pipeline.reported import load_reported
 
     root, cfg = synthetic["root"], synthetic["cfg"]
-    a = tables.table_selection(cfg, root, load_reported()).numbers
-    sel = json.loads((root / "selection" / "rte" / "reinit_sweep.json").read_text())
-    got = a[a["task"] == "rte"].set_index("candidate")["val_mean"]
-    assert got.to_dict() == pytest.approx({c["name"]: c["val_mean"] for c in sel["candidates"]})
-    runs = synthetic["flagged"].copy()
-    runs["test_best"] = np.random.default_rng(1).permutation(runs["test_best"].to_numpy())
-    assert tables.table_selection(cfg, root, load_reported(), runs).numbers.equals(
-        tables.table_selection(cfg, root, load_reported(), synthetic["flagged"]).numbers)
+    runs = synthetic["flagged"]
+    base = tables.table_selection(cfg, root, load_reported(), runs)
+    a = base.numbers
+    for task in ("rte", "sts-b"):
+        sel = json.loads((root / "selection" / task / "reinit_sweep.json").read_text())
+        got = a[a["task"] == task].set_index("candidate")
+        assert got["val_mean"].to_dict() == pytest.approx({c["name"]: c["val_mean"] for c in sel["candidates"]})
+        assert got["val_std"].to_dict() == pytest.approx({c["name"]: c["val_std"] for c in sel["candidates"]})
+        # the selection files' means are validation means, not the test means of the same runs
+        cand = runs[(runs["task"] == task) & runs["condition"].str.startswith("reinit_sweep")]
+        test_means = cand.groupby("condition")["test_best"].mean()
+        assert all(abs(got.loc[c, "val_mean"] - test_means[c]) > 1e-3 for c in test_means.index)
+    metric_cols = [c for c in runs.columns if c.startswith(("test_", "val_"))]
+    rng = np.random.default_rng(1)
+    shuffled = runs.copy()
+    for c in metric_cols:
+        shuffled[c] = rng.permutation(shuffled[c].to_numpy())
+    again = tables.table_selection(cfg, root, load_reported(), shuffled)
+    assert again.numbers.equals(a) and again.display.equals(base.display)
+    # what it does read: the selection files (a changed validation mean is printed) and the runs' seeds
+    shutil.copytree(root / "selection", tmp_path / "selection")
+    f = tmp_path / "selection" / "rte" / "reinit_sweep.json"
+    sel = json.loads(f.read_text())
+    sel["candidates"][0]["val_mean"] = 0.123
+    f.write_text(json.dumps(sel))
+    edited = tables.table_selection(cfg, tmp_path, load_reported(), runs).numbers.set_index(["task", "candidate"])
+    assert edited.loc[("rte", sel["candidates"][0]["name"]), "val_mean"] == 0.123
     assert set(a["disjoint"]) == {True}  # selection seeds 100, 101; report seeds 0-7
+    assert not [c for c in list(a.columns) + list(base.display.columns) if "test" in c.lower()]
 
 
 # ---- report and paper map ---------------------------------------------------------------------------

@@ -452,3 +452,118 @@ def test_seed_grid_paper_map_gives_the_true_reason_for_figure_17(tmp_path):
     assert rows["Figure 17"]["reason"] == FIGURE_BY_NAME["fig07_drift_steps"].absent
     assert rows["Figure 15"]["reason"] == "this study has no RTE runs"
     assert rows["Figure 9"]["status"] == "produced"
+
+
+# ---- review of issue 23: verdicts over tasks, power at Holm's level, counts, exact pull -----------------------
+
+
+def test_a_refutation_on_some_tasks_shows_in_the_claims_verdict():
+    """A clear, Holm-significant opposite effect on RTE and an undecided STS-B: the claim is not
+    "too few seeds" over its tasks, it is refuted on some of them, and the verdict says so."""
+    from pipeline.claims import claim_verdict
+
+    cfg = _only("agg")
+    rows = _paired_rows("rte", "debiased", "reinit", -0.05 + 0.005 * _z(8, 1), seed=1)
+    rows += _paired_rows("sts-b", "debiased", "reinit", 0.03 * _z(4, 2), seed=2, level=0.8)
+    c = _comparisons(rows, cfg).set_index("task")
+    assert (c.loc["rte", "verdict"], c.loc["sts-b", "verdict"]) == ("not reproduced", "inconclusive")
+    assert c.loc["rte", "p_against_holm"] < 0.05
+    v = claim_verdict(c.reset_index().to_dict("records"))
+    assert (v["verdict"], v["category"]) == ("inconclusive", "refuted on some tasks")
+    assert "rte: not reproduced (opposite effect)" in v["reason"]
+
+
+def test_holm_applies_to_the_supporting_direction_too():
+    """Raw supporting p 0.043 and 0.040 on two tasks: Holm makes both 0.080, so neither is reproduced."""
+    cfg = _only("holm_support")
+    rows = _paired_rows("rte", "debiased", "reinit", _diffs_with_p(0.043, sign=1), seed=1) + _paired_rows(
+        "sts-b", "debiased", "reinit", _diffs_with_p(0.040, sign=1), seed=2, level=0.8
+    )
+    c = _comparisons(rows, cfg).set_index("task")
+    assert c["p_raw"].tolist() == pytest.approx([0.043, 0.040])
+    assert c["p_holm"].tolist() == pytest.approx([0.080, 0.080])
+    assert "reproduced" not in set(c["verdict"])
+    assert set(c["category"]) == {"significant before Holm only"}
+
+
+def test_power_and_seeds_needed_are_at_holms_most_demanding_level():
+    """Two tasks in the family: power for the effect of interest, the smallest detectable effect and seeds
+    needed are computed at alpha/2, and claims.json and claims.md state that level beside them. A task
+    whose test has no p-value leaves Holm's family, and the level follows."""
+    from pipeline import stats
+    from pipeline.claims import degenerate_claim
+    from pipeline.degenerate import flag_runs
+    from pipeline.reported import load_reported
+    from pipeline.tables import table_claims
+
+    cfg = _only("level")
+    rows = _paired_rows("rte", "debiased", "reinit", _diffs_with_p(0.3, sign=1), seed=1) + _paired_rows(
+        "sts-b", "debiased", "reinit", _diffs_with_p(0.4, sign=1), seed=2, level=0.8
+    )
+    c = _comparisons(rows, cfg).set_index("task")
+    assert c["family_size"].tolist() == [2, 2] and c["power_alpha"].tolist() == pytest.approx([0.025, 0.025])
+    sd = c.loc["rte", "paired_diff_sd"]
+    assert c.loc["rte", "dec_power_for_interest"] == pytest.approx(stats.power_paired(0.02 / sd, 4, 0.025))
+    assert c.loc["rte", "mde_std"] == pytest.approx(stats.power_paired_mde(4, 0.025, 0.8))
+    assert c.loc["rte", "seeds_needed"] == stats.seeds_needed_paired(0.02 / sd, 0.025, 0.8)
+    f = flag_runs(_runs(rows), cfg)
+    table, js = table_claims(_comparisons(rows, cfg), degenerate_claim(f, cfg, load_reported()), cfg)
+    assert js["level"]["rte"]["power_alpha"] == pytest.approx(0.025) and js["level"]["rte"]["family_size"] == 2
+    md = table.markdown()
+    assert "at alpha 0.025 = alpha/2" in md and "estimated from this study's runs" in md
+    # sts-b with one pair only: no test, so the family is rte alone and its level alpha
+    rows = _paired_rows("rte", "debiased", "reinit", _diffs_with_p(0.3, sign=1), seed=1) + [
+        {"task": "sts-b", "condition": "debiased", "seed": 0, "test_best": 0.80},
+        {"task": "sts-b", "condition": "reinit", "seed": 0, "test_best": 0.81},
+    ]
+    c = _comparisons(rows, cfg).set_index("task")
+    assert np.isnan(c.loc["sts-b", "p_raw"]) and c.loc["rte", "family_size"] == 1
+    assert c.loc["rte", "power_alpha"] == pytest.approx(0.05)
+
+
+def test_runs_scored_0_are_counted_for_every_claim_that_uses_them():
+    """Two constant-prediction BERTAdam runs on STS-B enter RQ 1 and both RQ 2 sub-claims at 0: claims.json
+    counts them for each, and claims.md says how many per task."""
+    from pipeline.claims import comparisons, degenerate_claim
+    from pipeline.degenerate import flag_runs
+    from pipeline.reported import load_reported
+    from pipeline.tables import table_claims
+
+    cfg = synthetic_config()
+    rows = []
+    for s in range(6):
+        rows.append({"task": "sts-b", "condition": "debiased", "seed": s, "test_best": 0.80 + 0.01 * s})
+        collapsed = s < 2
+        rows.append({"task": "sts-b", "condition": "bertadam", "seed": s,
+                     "test_best": np.nan if collapsed else 0.78 + 0.01 * s, "pred_std_best": 0.0 if collapsed else 1.0})
+    f = flag_runs(_runs(rows), cfg)
+    rep = load_reported()
+    table, js = table_claims(comparisons(f, cfg, rep), degenerate_claim(f, cfg, rep), cfg)
+    for claim in ("bias_correction", "bias_correction_fewer_degenerate", "bias_correction_smaller_spread"):
+        assert js[claim]["sts-b"]["runs_scored_0"] == 2, claim
+    d = table.display.set_index("RQ")
+    col = "runs scored 0 (undefined correlation)"
+    assert d.loc["1", col] == "sts-b: 2" and d.loc["2a", col] == "sts-b: 2" and d.loc["2b", col] == "sts-b: 2"
+    assert table.numbers.set_index("comparison").loc["bias_correction_fewer_degenerate", "runs_scored_0"] == 2
+
+
+def test_weight_pull_is_exact_with_the_warm_up():
+    """lambda x lr x the sum of the engine's schedule, warm-up included: 48 steps with 4 of warm-up sum to
+    24.0 (without warm-up 24.5), so prior WD 1.0 at lr 1e-4 pulls exactly 0.24%; a recorded warm-up (here
+    none) wins over the configured ratio."""
+    from pipeline.claims import schedule_sum, weight_pull
+    from pipeline.optim import linear_schedule
+
+    cfg = synthetic_config()
+    rows = [
+        {"task": "sts-b", "condition": c, "seed": s, "test_best": 0.8, "lr": 1e-4, "total_steps": 48,
+         "prior_wd": 1.0 if c == "prior_wd" else 0.0, "weight_decay": 0.0}
+        for c in ("debiased", "prior_wd")
+        for s in range(4)
+    ]
+    pw = weight_pull(_runs(rows), cfg, "sts-b", "debiased", "prior_wd")
+    assert pw["warmup"] == 4 and schedule_sum(48, 4) == pytest.approx(24.0, abs=1e-12)
+    assert pw["pull"] == pytest.approx(1.0 * 1e-4 * sum(linear_schedule(s, 48, 4) for s in range(48)), rel=1e-12)
+    assert pw["pull"] == pytest.approx(0.0024, rel=1e-12)
+    recorded = weight_pull(_runs([{**r, "warmup_steps": 0} for r in rows]), cfg, "sts-b", "debiased", "prior_wd")
+    assert recorded["warmup"] == 0 and recorded["pull"] == pytest.approx(1e-4 * 24.5, rel=1e-12)

@@ -1,4 +1,5 @@
 """Tests for pipeline.stats: each asserts a number or decision that a wrong implementation would change."""
+import itertools
 import math
 
 import numpy as np
@@ -125,41 +126,74 @@ def test_degenerate_rejects_unknown_metric_and_rule():
 
 # ---------------------------------------------------------------- power
 
+A, P = STUDY["alpha"], STUDY["power"]
+
+
 @pytest.mark.parametrize("n,d", [(5, 1.72), (8, 1.31), (16, 0.90)])
 def test_power_unpaired_mde_known_values(n, d):
-    assert S.power_unpaired_mde(n, n) == pytest.approx(d, abs=0.01)
+    assert S.power_unpaired_mde(n, n, A, P) == pytest.approx(d, abs=0.01)
 
 
 def test_power_paired_mde_known_value():
-    assert S.power_paired_mde(16) == pytest.approx(0.65, abs=0.01)
+    assert S.power_paired_mde(16, A, P) == pytest.approx(0.65, abs=0.01)
 
 
 def test_mde_is_exact_not_normal_approximation():
-    d = S.power_unpaired_mde(5, 5)
-    assert S.power_unpaired(d, 5, 5) == pytest.approx(0.8, abs=1e-6)
+    d = S.power_unpaired_mde(5, 5, A, P)
+    assert S.power_unpaired(d, 5, 5, A) == pytest.approx(0.8, abs=1e-6)
     normal_approx = (st.norm.ppf(0.95) + st.norm.ppf(0.8)) * math.sqrt(2 / 5)
     assert abs(d - normal_approx) > 0.1  # the exact value differs materially at n = 5
 
 
 def test_power_two_sided_needs_larger_effect():
-    assert S.power_unpaired_mde(16, 16, alternative="two-sided") > S.power_unpaired_mde(16, 16) + 0.1
+    assert S.power_unpaired_mde(16, 16, A, P, alternative="two-sided") > S.power_unpaired_mde(16, 16, A, P) + 0.1
+
+
+def test_power_for_a_less_alternative_is_the_lower_tail():
+    """A decrease tested with alternative="less" has the power of the mirrored increase (it once returned the
+    upper tail: 0.0009 instead of 0.427 for d_z = -0.5 at 10 pairs)."""
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    assert S.power_paired(-0.5, 10, A, "less") == pytest.approx(0.4273, abs=1e-4)
+    assert S.power_paired(-0.5, 10, A, "less") == pytest.approx(
+        TTestPower().power(effect_size=-0.5, nobs=10, alpha=A, alternative="smaller"), abs=1e-6)
+    assert S.power_paired(0.5, 10, A, "less") < A  # an increase is not what "less" detects
+    assert S.power_unpaired(-0.8, 7, 9, A, "less") == pytest.approx(
+        TTestIndPower().power(effect_size=-0.8, nobs1=7, ratio=9 / 7, alpha=A, alternative="smaller"), abs=1e-6)
+    assert S.power_unpaired(-0.8, 7, 9, A, "less") == pytest.approx(S.power_unpaired(0.8, 7, 9, A, "greater"))
+    # the smallest detectable effect is a magnitude in the tested direction, equal for both tails
+    assert S.power_paired_mde(10, A, P, "less") == pytest.approx(S.power_paired_mde(10, A, P, "greater"))
+    assert S.power_unpaired_mde(7, 9, A, P, "less") == pytest.approx(S.power_unpaired_mde(7, 9, A, P))
+    assert S.power_paired(-S.power_paired_mde(10, A, P, "less"), 10, A, "less") == pytest.approx(P, abs=1e-6)
 
 
 @pytest.mark.parametrize("n", [5, 8, 16])
 def test_seeds_needed_inverts_mde(n):
-    d = S.power_unpaired_mde(n, n)
-    assert S.seeds_needed_unpaired(d * 1.001) == n
-    assert S.seeds_needed_unpaired(d * 0.98) == n + 1
-    dz = S.power_paired_mde(n)
-    assert S.seeds_needed_paired(dz * 1.001) == n
+    d = S.power_unpaired_mde(n, n, A, P)
+    assert S.seeds_needed_unpaired(d * 1.001, A, P) == n
+    assert S.seeds_needed_unpaired(d * 0.98, A, P) == n + 1
+    dz = S.power_paired_mde(n, A, P)
+    assert S.seeds_needed_paired(dz * 1.001, A, P) == n
 
 
 def test_seeds_needed_edge_cases():
-    assert S.seeds_needed_unpaired(0.0) == math.inf
-    assert S.seeds_needed_unpaired(-0.5) == math.inf
-    assert math.isnan(S.seeds_needed_unpaired(NAN))
-    assert S.seeds_needed_paired(1e-4) == math.inf            # beyond the 10,000 cap
-    assert S.seeds_needed_unpaired(-1.0, alternative="less") == S.seeds_needed_unpaired(1.0)
+    assert S.seeds_needed_unpaired(0.0, A, P) == math.inf
+    assert S.seeds_needed_unpaired(-0.5, A, P) == math.inf
+    assert math.isnan(S.seeds_needed_unpaired(NAN, A, P))
+    assert S.seeds_needed_paired(1e-4, A, P) == math.inf            # beyond the 10,000 cap
+    assert S.seeds_needed_unpaired(-1.0, A, P, alternative="less") == S.seeds_needed_unpaired(1.0, A, P)
+
+
+def test_power_functions_take_alpha_and_power_from_the_caller():
+    """params.yaml's analysis.alpha/power are the only defaults: the power functions have none of their own."""
+    import inspect
+
+    for fn, names in ((S.power_unpaired, ("alpha",)), (S.power_paired, ("alpha",)),
+                      (S.power_unpaired_mde, ("alpha", "power")), (S.power_paired_mde, ("alpha", "power")),
+                      (S.seeds_needed_unpaired, ("alpha", "power")), (S.seeds_needed_paired, ("alpha", "power"))):
+        params = inspect.signature(fn).parameters
+        for name in names:
+            assert params[name].default is inspect.Parameter.empty, f"{fn.__name__}({name}=...)"
 
 
 # ---------------------------------------------------------------- compare
@@ -185,7 +219,7 @@ def test_compare_student_matches_scipy():
     sp = math.sqrt((11 * a.var(ddof=1) + 8 * b.var(ddof=1)) / 19)
     assert r["cohen_d"] == pytest.approx((b.mean() - a.mean()) / sp)
     assert r["hedges_g"] == pytest.approx(r["cohen_d"] * (1 - 3 / (4 * 19 - 1)), rel=1e-3)
-    assert r["mde_unpaired"] == pytest.approx(S.power_unpaired_mde(12, 9))
+    assert r["mde_unpaired"] == pytest.approx(S.power_unpaired_mde(12, 9, A, P))
     assert r["mde_unpaired_metric"] == pytest.approx(r["mde_unpaired"] * sp)
 
 
@@ -329,17 +363,21 @@ def _unpaired(shift, n=5, sd=1.0):
 
 def _decide(r, **kw):
     return S.decide(r, **{"expect": "better", "alpha": STUDY["alpha"], "power": STUDY["power"],
-                          "effect_of_interest": SOI, **kw})
+                          "effect_of_interest": SOI, "family_size": 1, **kw})
 
 
 def _verdict(t, **kw):
     return S.verdict(t, **{"alpha": STUDY["alpha"], "power": STUDY["power"], **kw})
 
 
-def _paired(mean_diff, sd_diff, n, seed=7):
-    """Paired runs whose differences have exactly this mean and sd."""
+def _paired_data(mean_diff, sd_diff, n, seed=7):
+    """Paired runs (a, b) whose differences b - a have exactly this mean and sd."""
     a = 0.7 + 0.05 * np.random.default_rng(seed).normal(size=n)
-    b = a + mean_diff + sd_diff * _standardized(n, seed + 1)
+    return a, a + mean_diff + sd_diff * _standardized(n, seed + 1)
+
+
+def _paired(mean_diff, sd_diff, n, seed=7):
+    a, b = _paired_data(mean_diff, sd_diff, n, seed)
     return _compare(a, b, seeds_a=range(n), seeds_b=range(n), n_boot=0)  # the t tests only
 
 
@@ -355,17 +393,19 @@ def test_decide_interval_is_the_paired_t_interval_at_1_minus_2_alpha():
 
 @pytest.mark.parametrize("expect", ["better", "no_gain"])
 def test_interval_excludes_the_null_exactly_where_the_test_rejects(expect):
-    """The interval printed beside a verdict agrees with the unadjusted deciding test, case by case."""
+    """The interval printed beside a verdict agrees with the unadjusted deciding test, case by case, and
+    the cases exercise both outcomes (some near the boundary, where a 95% interval would disagree)."""
     rng = np.random.default_rng(5)
-    agree = 0
+    rejected = near = 0
     for i in range(120):
         n = int(rng.integers(3, 17))
         r = _paired(rng.normal(0.01, 0.02), abs(rng.normal(0.03, 0.01)) + 1e-3, n, seed=i)
         t = _decide(r, expect=expect)
         bound = t["ci_low"] > 0 if expect == "better" else t["ci_high"] < SOI
         assert bound == (t["p_support"] < 0.05), (i, t)
-        agree += 1
-    assert agree == 120
+        rejected += bool(bound)
+        near += bool(0.025 < t["p_support"] < 0.05)
+    assert 10 <= rejected <= 110 and near >= 2, (rejected, near)
 
 
 def test_verdict_reproduced_paired_and_its_category():
@@ -405,15 +445,68 @@ def test_verdict_not_reproduced_when_the_paper_effect_is_excluded():
     assert (v["verdict"], v["category"]) == ("inconclusive", "no effect")
 
 
+def test_a_reproduced_effect_smaller_than_the_papers_says_so():
+    """+1 point, precisely measured, against the paper's +3: the direction holds, the size does not."""
+    t = _decide(_paired(0.01, 0.002, 8), paper_effect=0.03)
+    assert t["p_support"] < 1e-4 and t["p_against"] < 1e-4
+    v = _verdict(t)
+    assert (v["verdict"], v["category"]) == ("reproduced", "smaller than the paper's effect")
+    assert "paper's effect excluded" in v["reason"]
+    # with the paper's effect inside the interval it is the plain category
+    v = _verdict(_decide(_paired(0.03, 0.002, 8), paper_effect=0.03))
+    assert (v["verdict"], v["category"]) == ("reproduced", "effect in the paper's direction")
+
+
 def test_verdict_too_few_seeds_is_prospective():
     """Power and seeds needed come from the effect of interest, never from the observed effect."""
     t = _decide(_unpaired(0.5, n=5))             # d = 0.5 observed; effect of interest 0.02 at sd 1
     v = _verdict(t)
     assert (v["verdict"], v["category"]) == ("inconclusive", "too few seeds")
-    assert t["seeds_needed"] == S.seeds_needed_unpaired(SOI / 1.0)
-    assert t["power_for_interest"] == pytest.approx(S.power_unpaired(SOI, 5, 5))
+    assert t["seeds_needed"] == S.seeds_needed_unpaired(SOI / 1.0, A, P)
+    assert t["power_for_interest"] == pytest.approx(S.power_unpaired(SOI, 5, 5, A))
     # a large effect of interest: the same data now say "no effect"
     assert _verdict(_decide(_unpaired(0.5, n=5), effect_of_interest=3.0))["category"] == "no effect"
+
+
+def test_no_effect_needs_the_configured_power():
+    """'No effect' only where power for the effect of interest reaches analysis.power (0.8 here)."""
+    t = _decide(_paired(0.0, 0.03, 8))
+    assert t["p_support"] >= 0.05 and t["p_against"] >= 0.05
+    for pw, cat in ((0.3, "too few seeds"), (0.55, "too few seeds"), (0.79, "too few seeds"),
+                    (0.8, "no effect"), (0.95, "no effect")):
+        assert _verdict({**t, "power_for_interest": pw})["category"] == cat, pw
+    assert _verdict({**t, "power_for_interest": 0.6}, power=0.5)["category"] == "no effect"
+
+
+def test_power_is_computed_at_holms_most_demanding_level():
+    """A claim tested on m tasks decides after Holm, whose first step asks p < alpha/m: power, the smallest
+    detectable effect and seeds needed are computed at that level, so a power that suffices unadjusted but
+    not at alpha/m gives "too few seeds", not "no effect"."""
+    from statsmodels.stats.power import TTestPower
+
+    tp = TTestPower()
+    r = _paired(0.0, 0.03, 8)
+    one, three = _decide(r, family_size=1), _decide(r, family_size=3)
+    assert (one["power_alpha"], three["power_alpha"]) == pytest.approx((0.05, 0.05 / 3))
+    assert three["family_size"] == 3
+    dz = SOI / 0.03
+    assert three["power_for_interest"] == pytest.approx(
+        tp.power(effect_size=dz, nobs=8, alpha=0.05 / 3, alternative="larger"), abs=1e-6)
+    assert three["mde_std"] == pytest.approx(
+        tp.solve_power(nobs=8, alpha=0.05 / 3, power=0.8, alternative="larger"), rel=1e-4)
+    assert three["mde_metric"] == pytest.approx(three["mde_std"] * 0.03)
+    assert three["seeds_needed"] == math.ceil(
+        tp.solve_power(effect_size=dz, alpha=0.05 / 3, power=0.8, alternative="larger"))
+    # an effect of interest between the two smallest detectable effects
+    eoi = 0.03 * (one["mde_std"] + three["mde_std"]) / 2
+    one, three = _decide(r, family_size=1, effect_of_interest=eoi), _decide(r, family_size=3, effect_of_interest=eoi)
+    assert one["power_for_interest"] > 0.8 > three["power_for_interest"]
+    assert _verdict(one)["category"] == "no effect"
+    v = _verdict(three, p_support_holm=1.0, p_against_holm=1.0, family_size=3)
+    assert (v["verdict"], v["category"]) == ("inconclusive", "too few seeds")
+    assert "alpha 0.0167" in v["reason"] and "Holm's most demanding step over 3 tasks" in v["reason"]
+    with pytest.raises(ValueError, match="family_size"):
+        _decide(r, family_size=0)
 
 
 def test_a_reversed_estimate_at_4_pairs_is_too_few_seeds():
@@ -431,12 +524,27 @@ def test_verdict_holm_changes_the_decision_and_says_so():
     assert "Holm" in v["reason"] and "not reproduced" in v["reason"]
 
 
+def test_reproduced_needs_the_holm_adjusted_p():
+    """The supporting direction too: raw p 0.029, Holm 0.058 over two tasks is not a reproduction."""
+    t = _decide(_paired(0.015, 0.01, 4))
+    assert 0.025 < t["p_support"] < 0.05
+    v = _verdict(t, p_support_holm=2 * t["p_support"], p_against_holm=1.0, family_size=2)
+    assert (v["verdict"], v["category"]) == ("inconclusive", "significant before Holm only")
+    assert "would read 'reproduced'" in v["reason"] and "Holm over the claim's 2 task(s)" in v["reason"]
+    assert _verdict(t, p_support_holm=t["p_support"], p_against_holm=1.0)["verdict"] == "reproduced"
+
+
 def test_no_gain_is_a_non_superiority_test():
-    r = _paired(0.001, 0.002, 8)       # a gain near 0, far below the 2-point margin
-    t = _decide(r, expect="no_gain")
-    assert t["p_support"] == pytest.approx(S.non_superiority_p(t["effect"], t["se"], t["df"], SOI))
+    """p_support is the one-sample t-test of the paired differences against the margin, lower tail."""
+    for mean, sd, n in ((0.001, 0.002, 8), (0.015, 0.01, 6), (0.03, 0.02, 5)):
+        a, b = _paired_data(mean, sd, n)
+        t = _decide(_compare(a, b, seeds_a=range(n), seeds_b=range(n), n_boot=0), expect="no_gain")
+        assert t["p_support"] == pytest.approx(st.ttest_1samp(b - a, SOI, alternative="less").pvalue, rel=1e-9)
+        assert t["p_against"] == pytest.approx(st.ttest_1samp(b - a, 0.0, alternative="greater").pvalue, rel=1e-9)
+        assert (t["ci_high"] < SOI) == (t["p_support"] < 0.05)
+    t = _decide(_paired(0.001, 0.002, 8), expect="no_gain")
     assert t["ci_high"] < SOI
-    assert _verdict(t)["category"] == "gain excluded"
+    assert (_verdict(t)["verdict"], _verdict(t)["category"]) == ("reproduced", "gain below margin")
     # a clear gain refutes it
     v = _verdict(_decide(_paired(0.05, 0.01, 8), expect="no_gain"))
     assert (v["verdict"], v["category"]) == ("not reproduced", "significant gain")
@@ -445,14 +553,71 @@ def test_no_gain_is_a_non_superiority_test():
     assert (v["verdict"], v["category"]) == ("uninformative", "setting too weak")
 
 
+def test_a_significant_gain_below_the_margin_is_not_called_excluded():
+    """+1 point, precisely measured, with a 2-point margin: the gain is below the margin, but it is a gain."""
+    t = _decide(_paired(0.01, 0.002, 8), expect="no_gain")
+    assert t["p_support"] < 1e-4 and t["p_against"] < 1e-4
+    v = _verdict(t)
+    assert (v["verdict"], v["category"]) == ("reproduced", "significant gain below margin")
+    assert "significant gain" in v["reason"]
+    # the gain is significant only before Holm: the plain category
+    v = _verdict(t, p_support_holm=t["p_support"], p_against_holm=0.2, family_size=2)
+    assert (v["verdict"], v["category"]) == ("reproduced", "gain below margin")
+
+
 def test_verdict_not_computable():
     v = _verdict(_decide(_compare([0.5, 0.5], [0.5, 0.5])))
     assert (v["verdict"], v["category"]) == ("inconclusive", "not computable")
 
 
-def test_every_category_belongs_to_its_verdict():
-    for v, cats in S.CATEGORIES.items():
-        assert v in S.VERDICTS and cats
+def _verdict_grid():
+    """Every branch of `verdict`: p-values (raw and Holm) on both sides of alpha, power on both sides of
+    the configured power, a setting too weak or not, for each kind of deciding test."""
+    kinds = [_decide(_paired(0.01, 0.01, 6)),                                   # better, no paper effect
+             _decide(_paired(0.01, 0.01, 6), paper_effect=0.03),                # better, the paper's effect
+             _decide(_paired(0.01, 0.01, 6), expect="no_gain"),                 # adds little
+             S.fewer_degenerate(4, 8, 0, 8, alpha=A, power=P, share_of_interest=0.5, family_size=1)]
+    ps = (0.001, 0.03, 0.2, 0.97, NAN)
+    for base in kinds:
+        for p_s, p_a, mult_s, mult_a, pw, weak in itertools.product(ps, ps, (1, 3), (1, 3), (0.3, 0.6, 0.8, 0.95, NAN),
+                                                                    (None, "too weak")):
+            t = {**base, "p_support": p_s, "p_against": p_a, "power_for_interest": pw}
+            hs, ha = min(1.0, mult_s * p_s), min(1.0, mult_a * p_a)
+            v = S.verdict(t, alpha=A, power=P, p_support_holm=hs, p_against_holm=ha, family_size=3, too_weak=weak)
+            yield t, hs, ha, pw, weak, v
+
+
+def test_every_category_is_returned_with_its_verdict_and_every_rule_holds():
+    """Every (verdict, category) that verdict, aggregate and combine_rq2 return is listed in CATEGORIES,
+    every listed category is reachable (none is stale), and the rules hold on every branch."""
+    seen = set()
+    task_level = set()
+    for t, hs, ha, pw, weak, v in _verdict_grid():
+        assert v["category"] in S.CATEGORIES[v["verdict"]], v
+        if v["verdict"] == "reproduced":
+            assert hs < A and not (weak and t["expect"] == "no_gain"), (t, v)
+        if v["verdict"] == "not reproduced":
+            assert ha < A and not hs < A, (t, v)
+        if v["category"] in ("no effect", "gain not excluded"):
+            assert pw >= P and t["p_support"] >= A and t["p_against"] >= A, (t, v)
+        if v["category"] == "too few seeds":
+            assert not pw >= P, (t, v)
+        if v["category"] == "significant before Holm only":
+            assert min(t["p_support"], t["p_against"]) < A <= min(hs, ha), (t, v)
+        seen.add((v["verdict"], v["category"]))
+        task_level.add((v["verdict"], v["category"]))
+    tv = [{"verdict": v, "category": c} for v, c in sorted(task_level)]
+    for x, y in itertools.product(tv, tv):
+        agg = S.aggregate([x, y])
+        assert agg["category"] in S.CATEGORIES[agg["verdict"]], (x, y, agg)
+        seen.add((agg["verdict"], agg["category"]))
+        for pa_x, pa_y in itertools.product((0.01, 0.5), (0.01, 0.5)):
+            c = S.combine_rq2(x, y, {"p_against": pa_x}, {"p_against": pa_y}, A)
+            assert c["category"] in S.CATEGORIES[c["verdict"]], (x, y, c)
+            seen.add((c["verdict"], c["category"]))
+    listed = {(v, c) for v, cats in S.CATEGORIES.items() for c in cats}
+    assert seen == listed, (listed - seen, seen - listed)
+    assert set(S.CATEGORIES) == set(S.VERDICTS)
 
 
 def test_aggregate_over_tasks():
@@ -465,13 +630,57 @@ def test_aggregate_over_tasks():
     assert S.aggregate([few, few])["category"] == "too few seeds"
 
 
+@pytest.mark.parametrize("other", [
+    {"verdict": "inconclusive", "category": "too few seeds"},
+    {"verdict": "inconclusive", "category": "no effect"},
+    {"verdict": "inconclusive", "category": "significant before Holm only"},
+    {"verdict": "inconclusive", "category": "not computable"},
+    {"verdict": "uninformative", "category": "setting too weak"},
+])
+def test_a_refutation_on_some_tasks_is_never_hidden(other):
+    """A Holm-significant refutation on one task, the others undecided: the claim's verdict says it."""
+    nr = {"verdict": "not reproduced", "category": "opposite effect"}
+    for tasks in ([nr, other], [other, nr], [other, nr, other]):
+        agg = S.aggregate(tasks)
+        assert (agg["verdict"], agg["category"]) == ("inconclusive", "refuted on some tasks"), tasks
+        assert "not reproduced" in agg["reason"]
+
+
+def test_aggregate_is_not_computable_only_when_a_task_was_not():
+    few = {"verdict": "inconclusive", "category": "too few seeds"}
+    weak = {"verdict": "uninformative", "category": "setting too weak"}
+    nc = {"verdict": "inconclusive", "category": "not computable"}
+    assert S.aggregate([weak, few])["category"] == "too few seeds"
+    assert S.aggregate([weak, weak])["verdict"] == "uninformative"
+    assert S.aggregate([nc, weak])["category"] == "not computable"
+    assert S.aggregate([nc, few])["category"] == "too few seeds"
+    # all reproduced, one of them smaller than the paper's effect: the qualified category speaks
+    rep = {"verdict": "reproduced", "category": "effect in the paper's direction"}
+    small = {"verdict": "reproduced", "category": "smaller than the paper's effect"}
+    assert S.aggregate([rep, small])["category"] == "smaller than the paper's effect"
+
+
 # ---------------------------------------------------------------- RQ 2 sub-claims
 
 def test_fewer_degenerate_interval_inverts_fisher():
-    for ka, kb in ((4, 0), (10, 3), (5, 1), (2, 0), (3, 3)):
-        t = S.fewer_degenerate(ka, 16, kb, 16, alpha=0.05, power=0.8, share_of_interest=0.48)
-        assert (t["ci_low"] > 1) == (t["p_support"] < 0.05), (ka, kb)
-        assert t["p_support"] == pytest.approx(S.fisher_degenerate(ka, 16, kb, 16))
+    """Every table of 8 + 8 runs: the 90% exact odds-ratio interval excludes 1 exactly where Fisher's
+    one-tailed test rejects at 0.05, in both directions (a 95% interval would miss the tables with
+    0.025 < p < 0.05)."""
+    from scipy.stats.contingency import odds_ratio
+
+    near = 0
+    for ka, kb in itertools.product(range(9), range(9)):
+        t = S.fewer_degenerate(ka, 8, kb, 8, alpha=0.05, power=0.8, share_of_interest=0.48, family_size=1,
+                               max_seeds=50)
+        assert t["ci_level"] == pytest.approx(0.90)
+        assert t["p_support"] == pytest.approx(S.fisher_degenerate(ka, 8, kb, 8))
+        assert (t["ci_low"] > 1) == (t["p_support"] < 0.05), (ka, kb, t)
+        assert (t["ci_high"] < 1) == (t["p_against"] < 0.05), (ka, kb, t)
+        near += bool(0.025 < t["p_support"] < 0.05)
+        if (ka, kb) == (5, 1):
+            ci = odds_ratio([[5, 3], [1, 7]], kind="conditional").confidence_interval(0.90)
+            assert (t["ci_low"], t["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert near >= 2
 
 
 def test_fisher_power_by_enumeration_matches_simulation():
@@ -483,13 +692,59 @@ def test_fisher_power_by_enumeration_matches_simulation():
     assert S.fisher_power(share, 0.0, 16, 16, 0.05) == pytest.approx(0.8, abs=1e-3)
 
 
+@pytest.mark.parametrize("share", [0.35, 0.342, 0.3666])
+def test_fisher_seeds_needed_is_the_first_n_with_the_power(share):
+    """Fisher's power is not monotone in n (at 0.35: 83% at 15 runs, 71% at 16), so a doubling search can
+    step over the answer; the answer is the first n that reaches the power."""
+    first = next(n for n in range(1, 200) if S.fisher_power(share, 0.0, n, n, 0.05) >= 0.8)
+    assert S.fisher_seeds_needed(share, 0.05, 0.8, 200) == first
+    assert first == (14 if share > 0.36 else 15)
+    assert S.fisher_power(share, 0.0, 16, 16, 0.05) < 0.8  # the non-monotone step that a search can miss
+    assert S.fisher_seeds_needed(0.0, 0.05, 0.8, 200) == math.inf
+    assert S.fisher_seeds_needed(0.01, 0.05, 0.8, 20) == math.inf
+
+
+def test_rq2_power_is_at_holms_most_demanding_level():
+    one = S.fewer_degenerate(4, 8, 0, 8, alpha=A, power=P, share_of_interest=0.5, family_size=1)
+    four = S.fewer_degenerate(4, 8, 0, 8, alpha=A, power=P, share_of_interest=0.5, family_size=4)
+    assert four["power_alpha"] == pytest.approx(A / 4) and four["p_support"] == one["p_support"]
+    assert four["power_for_interest"] == pytest.approx(S.fisher_power(0.5, 0.0, 8, 8, A / 4))
+    assert four["power_for_interest"] < one["power_for_interest"]
+    assert four["seeds_needed"] == S.fisher_seeds_needed(0.5, A / 4, P, 10_000) > one["seeds_needed"]
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 3, 8), rng.normal(0, 1, 8)
+    kw = dict(alpha=A, power=P, ratio_of_interest=2.0, reps=500, seed=0)
+    s1, s2 = S.smaller_spread(a, b, family_size=1, **kw), S.smaller_spread(a, b, family_size=2, **kw)
+    assert s2["power_alpha"] == pytest.approx(A / 2) and s2["ci_low"] == s1["ci_low"]
+    assert s2["power_for_interest"] == S.spread_power(2.0, 8, 8, A / 2, reps=500, seed=0)
+
+
 def test_one_tailed_brown_forsythe_is_levene_halved():
     rng = np.random.default_rng(3)
     a, b = rng.normal(0, 3, 12), rng.normal(0, 1, 12)
-    t = S.smaller_spread(a, b, alpha=0.05, power=0.8, ratio_of_interest=2.0, reps=2000, seed=0)
+    t = S.smaller_spread(a, b, alpha=0.05, power=0.8, ratio_of_interest=2.0, reps=2000, seed=0, family_size=1)
     assert t["p_support"] == pytest.approx(st.levene(a, b, center="median").pvalue / 2)
     assert (t["ci_low"] > 0) == (t["p_support"] < 0.05)
     assert t["sd_ratio"] == pytest.approx(np.std(a, ddof=1) / np.std(b, ddof=1))
+
+
+def test_smaller_spread_interval_is_the_brown_forsythe_t_interval_at_1_minus_2_alpha():
+    """The interval of the difference of mean absolute deviations is the pooled t interval at 90%: it
+    excludes 0 exactly where the one-tailed test rejects, including samples with 0.025 < p < 0.05."""
+    rng = np.random.default_rng(11)
+    near = 0
+    for i in range(150):
+        na, nb = (int(x) for x in rng.integers(4, 13, 2))
+        a, b = rng.normal(0, rng.uniform(0.8, 3.0), na), rng.normal(0, 1, nb)
+        t = S.smaller_spread(a, b, alpha=0.05, power=0.8, ratio_of_interest=2.0, reps=1, seed=0, family_size=1,
+                             max_seeds=8)
+        za, zb = np.abs(a - np.median(a)), np.abs(b - np.median(b))
+        ref = st.ttest_ind(za, zb).confidence_interval(0.90)
+        assert t["ci_level"] == pytest.approx(0.90)
+        assert (t["ci_low"], t["ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-9), i
+        assert (t["ci_low"] > 0) == (t["p_support"] < 0.05) and (t["ci_high"] < 0) == (t["p_against"] < 0.05), i
+        near += bool(0.025 < t["p_support"] < 0.05)
+    assert near >= 2
 
 
 def test_rq2_combining_rule_never_calls_a_larger_spread_a_reproduction():
@@ -602,9 +857,9 @@ def test_configured_settings_have_no_default_here():
     need = {S.is_degenerate: ("collapse_share", "collapse_std_ratio"),
             S.compare: ("alpha", "n_boot", "boot_seed", "power"),
             S.verdict: ("alpha", "power"),
-            S.decide: ("expect", "alpha", "power", "effect_of_interest"),
-            S.fewer_degenerate: ("alpha", "power", "share_of_interest"),
-            S.smaller_spread: ("alpha", "power", "ratio_of_interest", "reps", "seed"),
+            S.decide: ("expect", "alpha", "power", "effect_of_interest", "family_size"),
+            S.fewer_degenerate: ("alpha", "power", "share_of_interest", "family_size"),
+            S.smaller_spread: ("alpha", "power", "ratio_of_interest", "reps", "seed", "family_size"),
             S.mark_best_and_equivalent: ("alpha",),
             S.expected_max_performance: ("n_draws", "seed")}
     for fn, names in need.items():
