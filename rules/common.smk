@@ -13,8 +13,8 @@ from pipeline.tasks import TASKS
 # reruns one. pipeline/config.py is not among them: a run receives its resolved settings (a rule param),
 # so a config change that alters a run's settings reruns exactly that run through the params trigger.
 ENGINE = sorted(f"pipeline/{m}.py" for m in (
-    "runner", "settings", "errors", "architecture", "features", "io", "metrics", "model", "optim", "seeds", "splits",
-    "tasks", "train", "drift"))
+    "runner", "settings", "errors", "architecture", "features", "io", "metrics", "model", "optim", "reinit", "seeds",
+    "splits", "tasks", "train", "drift"))
 
 
 def engine_stamp(root, modules):
