@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .io import read_record
+
 SETTING_COLUMNS = ("lr", "bias_correction", "reinit_layers", "reinit_pooler", "max_steps", "epochs",
                    "mixout_p", "prior_wd", "weight_decay", "llrd_eta", "intermediate_task")
 
@@ -38,8 +40,7 @@ def run_row(rec: dict) -> dict:
            "warmup_steps": _num(rec.get("warmup_steps")),
            # the engine stopped the run at a non-finite training loss (records before it: absent = false)
            "diverged": bool(rec.get("diverged", False)),
-           "n_train": rec["n_train"], "n_val": rec["n_val"], "n_test": rec["n_test"],
-           "wall_s": rec["timing"]["wall_s"], "train_examples_per_s": rec["timing"]["train_examples_per_s"]}
+           "n_train": rec["n_train"], "n_val": rec["n_val"], "n_test": rec["n_test"]}
     for split in ("val_best", "test_best", "test_last"):
         for k, v in rec[split].items():
             row[f"{split}_{k}"] = _num(v)
@@ -50,7 +51,9 @@ def run_row(rec: dict) -> dict:
 
 def runs_table(records: list[dict], cfg: dict | None = None) -> pd.DataFrame:
     """One row per run; with the study's configuration, also each run's GLUE task and training-subset
-    seed (datasets: variants may draw other subsets of one task: a factor of the spread, Fig. 10b)."""
+    seed (datasets: variants may draw other subsets of one task: a factor of the spread, Fig. 10b).
+    Results only: the same records give the same bytes whichever machine ran them, how fast
+    (timing_table) or when, so a rebuilt runs.csv changes only when a result did."""
     rows = [run_row(r) for r in records]
     if cfg is not None:
         from .config import split_settings
@@ -59,6 +62,18 @@ def runs_table(records: list[dict], cfg: dict | None = None) -> pd.DataFrame:
             row["glue_task"] = rec["glue_task"]
             row["subset_seed"] = split_settings(cfg, rec["task"])["subset_seed"]
     df = pd.DataFrame(rows)
+    return df.sort_values(["task", "condition", "seed"], kind="stable").reset_index(drop=True)
+
+
+TIMING_COLUMNS = ("wall_s", "train_examples_per_s")
+
+
+def timing_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run: task, condition, seed and its timings (wall_s, train_examples_per_s): what
+    changes on every rerun, kept out of runs.csv (summary/timing.csv)."""
+    rows = [{"task": r["task"], "condition": r["condition"], "seed": r["seed"],
+             **{k: r["timing"].get(k) for k in TIMING_COLUMNS}} for r in records]
+    df = pd.DataFrame(rows, columns=["task", "condition", "seed", *TIMING_COLUMNS])
     return df.sort_values(["task", "condition", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -116,6 +131,6 @@ def load_records(root, grid) -> tuple[list[dict], list]:
     records, dirs = [], []
     for task, cond, seed in grid:
         d = run_dir(root, task, cond, seed)
-        records.append(json.loads((d / "record.json").read_text()))
+        records.append(read_record(d / "record.json"))
         dirs.append((task, cond, seed, d))
     return records, dirs

@@ -115,10 +115,10 @@ def main(argv=None):
     try:
         a.fn(a)
     except Exception as exc:  # one clear line for known error kinds, a traceback for the rest
-        from .errors import ConfigError
+        from .errors import ConfigError, RecordError
 
-        known = (ConfigError,)
-        if not isinstance(exc, ConfigError):  # these modules import torch: only when it can be one of theirs
+        known = (ConfigError, RecordError)
+        if not isinstance(exc, known):  # these modules import torch: only when it can be one of theirs
             from .data import DataError
             from .model import ModelLoadError
             from .splits import SplitError

@@ -10,7 +10,7 @@ def _study(path) -> dict:
 
 
 def cmd_aggregate(a):
-    from .aggregate import curves_table, drift_table, load_records, runs_table
+    from .aggregate import curves_table, drift_table, load_records, runs_table, timing_table
     from .config import run_grid
     from .io import atomic_write_csv
 
@@ -18,6 +18,7 @@ def cmd_aggregate(a):
     records, dirs = load_records(a.root, run_grid(cfg))
     out = Path(a.out)
     atomic_write_csv(out / "runs.csv", runs_table(records, cfg))
+    atomic_write_csv(out / "timing.csv", timing_table(records))
     atomic_write_csv(out / "curves.csv", curves_table(dirs))
     atomic_write_csv(out / "drift.csv", drift_table(dirs))
 
@@ -41,11 +42,13 @@ def cmd_study(a):
 
 
 def register(sub):
-    q = sub.add_parser("aggregate", help="runs.csv, curves.csv and drift.csv from the run directories")
+    q = sub.add_parser("aggregate",
+                       help="runs.csv, curves.csv, drift.csv and timing.csv from the run directories")
     q.add_argument("--study", required=True, help="the study's merged configuration (study.json)")
     q.add_argument("--root", required=True,
                    help="the study's results folder (its runs/<task>/<condition>/seed<N>/ are read)")
-    q.add_argument("--out", required=True, help="output folder (summary/): runs.csv, curves.csv, drift.csv")
+    q.add_argument("--out", required=True,
+                   help="output folder (summary/): runs.csv, curves.csv, drift.csv, timing.csv")
     q.set_defaults(fn=cmd_aggregate)
 
     q = sub.add_parser("metrics", help="the DVC metrics file (per task and condition)")
@@ -67,7 +70,7 @@ def register(sub):
 
 
 def cmd_select(a):
-    from .io import atomic_write_json
+    from .io import atomic_write_json, read_record
     from .select import choose
 
     candidates = json.loads(a.candidates)
@@ -76,7 +79,7 @@ def cmd_select(a):
     seeds: dict = {m: [] for m in members}
     metric = ""
     for path in a.records:
-        rec = json.loads(Path(path).read_text())
+        rec = read_record(path)
         if rec["task"] != a.task or rec["condition"] not in by_member:
             raise SystemExit(f"{path}: not a run of {a.task}/{a.family}")
         metric = rec["selection_metric"]
@@ -137,13 +140,13 @@ def cmd_provenance(a):
     that made its runs, and hashes of the summary files (kept out of metrics.json on purpose)."""
     from .aggregate import run_dir
     from .config import run_grid
-    from .io import atomic_write_json
+    from .io import atomic_write_json, read_record
     from .provenance import git_info, machine, sha256_file, versions
 
     cfg = _study(a.study)
     commits, models, hosts = set(), set(), set()
     for task, cond, seed in run_grid(cfg):
-        rec = json.loads((run_dir(a.root, task, cond, seed) / "record.json").read_text())
+        rec = read_record(run_dir(a.root, task, cond, seed) / "record.json")
         git = rec["provenance"]["git"]
         commits.add((git["commit"], git["dirty"]))
         models.add((rec["model"]["name"], rec["model"]["weights_sha256"]))

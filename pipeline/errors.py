@@ -1,5 +1,6 @@
-"""The error a bad configuration raises, in a module of its own: the engine raises it too (settings,
-model checks at a job's start) without importing the configuration's loader."""
+"""The errors the command line reports as one line, in a module of their own: the engine raises them
+too (settings, model checks at a job's start, the aggregation) without importing the configuration's
+loader."""
 from __future__ import annotations
 
 
@@ -9,3 +10,7 @@ class ConfigError(ValueError):
     def __init__(self, errors: list[str]):
         self.errors = errors
         super().__init__("invalid configuration:\n  - " + "\n  - ".join(errors))
+
+
+class RecordError(ValueError):
+    """A run's record.json that cannot be read: the message names the file and what to do."""

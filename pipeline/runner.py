@@ -129,7 +129,9 @@ def cmd_finetune(a):
     t = rec["timing"]
     status = f"DIVERGED at step {rec['diverged_step']}, " if rec["diverged"] else ""
     score = rec["test_best"][rec["metric"]]
-    log.info("done %s/%s/seed%s: %stest %s=%.4f (best step %s), %.1f s, %.1f train ex/s",
-             rec["task"], rec["condition"], rec["seed"], status, rec["metric"],
-             float("nan") if score is None else score, rec["best_step"], t["wall_s"],
-             t["train_examples_per_s"] or 0)
+    line = (f"done {rec['task']}/{rec['condition']}/seed{rec['seed']}: {status}test {rec['metric']}="
+            f"{float('nan') if score is None else score:.4f} (best step {rec['best_step']}), "
+            f"{t['wall_s']:.1f} s, {t['train_examples_per_s'] or 0:.1f} train ex/s")
+    log.info("%s", line)  # the run's log file (stderr)
+    # stdout: the one line a running study shows per finished run (Snakemake prints a job's stdout)
+    print(line, flush=True)

@@ -20,6 +20,8 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -116,8 +118,6 @@ class RunSettings:
 
 
 def _error(errors: list[str]):
-    from .config import ConfigError  # lazily: config may import this module
-
     return ConfigError(errors)
 
 

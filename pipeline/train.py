@@ -27,6 +27,7 @@ import torch
 
 from . import seeds
 from .drift import block_drift, snapshot, start_sq_norms, tensor_drift
+from .errors import ConfigError
 from .features import Examples, batching, micro_batches
 from .metrics import compute_metrics, prediction_spread
 from .model import (apply_mixout, cls_only_top_layer, compact_word_embeddings, dense_state_dict, init_head,
@@ -78,8 +79,6 @@ def pick_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting == "cuda" and not torch.cuda.is_available():
-        from .config import ConfigError
-
         raise ConfigError(["train.device: 'cuda', but CUDA is not available on this machine "
                            f"(torch {torch.__version__}); allowed here: auto, cpu"])
     return torch.device(setting)
@@ -155,8 +154,6 @@ def check_model(s: RunSettings, model_config: dict) -> None:
                               reinit_pooler=s.reinit_pooler, llrd_eta=s.llrd_eta,
                               max_seq_length=s.max_seq_length)
     if problems:
-        from .config import ConfigError
-
         raise ConfigError(problems)
 
 
@@ -256,8 +253,6 @@ def schedule(s: RunSettings, n_train: int) -> tuple[int, int]:
     if s.warmup_steps is None:
         return total, int(s.warmup_ratio * total)
     if s.warmup_steps > total:
-        from .config import ConfigError
-
         raise ConfigError([f"train.warmup_steps: {s.warmup_steps} warm-up steps, more than the run's {total} "
                            f"optimiser steps ({s.task}, condition {s.condition})"])
     return total, s.warmup_steps
