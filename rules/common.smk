@@ -1,48 +1,35 @@
-# Helpers shared by the rules: paths, the settings of each run, code dependencies.
+# Helpers shared by the rules (functions and constants only: the rules live in the other files): paths,
+# the settings and inputs of each run, and the code each rule's command runs.
 import functools
-import hashlib
-import os
 import re
-from pathlib import Path
-from pipeline.config import (SAFE_NAME, dataset_name, glue_task_of, intermediate_settings, model_tag,
-                             resolve_settings, split_settings, sweep_families)
-from pipeline.tasks import canonical_task
-from pipeline.tasks import TASKS
+import shlex
 
-# Fine-tune jobs depend on the modules a run executes only: editing analysis or figure code never
-# reruns one. pipeline/config.py is not among them: a run receives its resolved settings (a rule param),
-# so a config change that alters a run's settings reruns exactly that run through the params trigger.
-ENGINE = sorted(f"pipeline/{m}.py" for m in (
-    "runner", "settings", "errors", "architecture", "features", "io", "metrics", "model", "optim", "reinit", "seeds",
-    "splits", "tasks", "train", "drift"))
-
-
-def engine_stamp(root, modules):
-    """A file named after the SHA-256 of the engine modules' contents (it lists each module's digest),
-    written when planning finds it missing: jobs list this one file instead of the eleven modules.
-
-    An edit of any module gives a new name, hence a new input that did not exist when the runs were
-    made (rerun, with or without Snakemake's metadata); touching a module without changing it does
-    not. Snakemake's planning work is per job and per input: eleven code files per job were about
-    2.5 of the paper grid's 18 s of dry run. (Neither "the newest module" nor a rule writing the digest
-    will do: Snakemake 9 ignores a newer input whose checksum it has seen, and an edge to another
-    job's output costs more than a plain file.)"""
-    lines = "".join(f"{hashlib.sha256(Path(m).read_bytes()).hexdigest()}  {m}\n" for m in modules)
-    path = Path(root) / "engine" / f"{hashlib.sha256(lines.encode()).hexdigest()[:16]}.sha256"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(lines)
-        os.replace(tmp, path)  # atomic: cluster jobs plan the same workflow at the same time
-    return str(path)
+from pipeline.codedeps import command_code
+from pipeline.config import (
+    SAFE_NAME,
+    dataset_name,
+    expand_conditions,
+    glue_task_of,
+    intermediate_settings,
+    model_tag,
+    resolve_settings,
+    split_settings,
+    sweep_families,
+)
+from pipeline.tasks import TASKS, canonical_task
 
 
-ENGINE_STAMP = engine_stamp(ROOT, ENGINE)
+def code_stamp(command):
+    """The stamp of the code `python -m pipeline <command>` runs (pipeline/codedeps.py): a file named
+    after its digest, written by the code_stamp rule. A job lists this one file: an edit of any module
+    the command imports gives a new name, hence a new input (the job reruns, with or without Snakemake's
+    metadata); touching a file, or editing code the command never runs, does not. Planning computes the
+    digest from the sources (about 0.1 s) and writes nothing."""
+    return f"{ROOT}/code/{command}-{command_code(command).digest}.sha256"
 
-DATA_CODE = sorted(f"pipeline/{m}.py" for m in ("prepare", "data", "splits", "tasks", "io", "metrics")) + [
-    "pipeline/fingerprints.json"]
 
 DATASETS = sorted({dataset_name(config, t) for t in config["study"]["tasks"]} | set(TASKS))
+
 
 # Dataset and GLUE task names are matched literally (re.escape: a '.' in a name matches a dot only),
 # conditions by the safe-name pattern the configuration is validated against; a model tag may start
@@ -54,6 +41,8 @@ wildcard_constraints:
     seed=r"\d+",
     tag=r"[A-Za-z0-9_.\-]+",
     family=r"[A-Za-z0-9_]+",
+    command=r"[a-z_][a-z_.]*",
+    digest=r"[0-9a-f]{16}",
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,3 +78,79 @@ FEATURE_MODELS = _feature_models()
 # so DVC's prepare stage owns every file under results/features/ and later stages never change it).
 FEATURES = sorted(f"{ROOT}/features/{t}/{tag}.pt" for t, tag in FEATURE_MODELS)
 RUN_RECORDS = [f"{run_dir(t, c, s)}/record.json" for t, c, s in GRID]
+
+
+def missing_records(wildcards):
+    """The run records missing at planning time, once the study was aggregated (an input function of
+    `rule all`, so cluster jobs, which plan only themselves, never call it). Snakemake reruns a job for a
+    missing input only when the job that reads it runs: a run directory deleted after the aggregation
+    would go unnoticed ("Nothing to be done") while runs.csv still counts it. Before the first
+    aggregation the aggregation runs anyway and needs every record. (One stat per run: about 30 ms on the
+    paper's grid; listing every record instead costs 2 s of planning.)"""
+    if not os.path.exists(f"{ROOT}/summary/runs.csv"):
+        return []
+    return [r for r in RUN_RECORDS if not os.path.exists(r)]
+
+
+# ---- fine-tune jobs (rules/finetune.smk) ------------------------------------------------------------
+# Planning cost is per job and per input or param function (the paper grid has 6,446 runs): one of each,
+# cached per run.
+
+
+@functools.lru_cache(maxsize=None)
+def run_inputs_of(task, condition, seed):
+    """A run reads its task's features; a selected condition also its family's selection file, and
+    intermediate-task transfer the intermediate model of the same seed."""
+    s = settings_of(task, condition, seed)
+    inputs = {"features": features_for(task, condition, seed)}
+    if s.get("select"):
+        inputs["selection"] = f"{ROOT}/selection/{task}/{s['select']}.json"
+    if s.get("intermediate_task"):
+        it = canonical_task(s["intermediate_task"])
+        inputs["init"] = f"{ROOT}/intermediate/{it}/seed{seed}/model.safetensors"
+    return inputs
+
+
+@functools.lru_cache(maxsize=None)
+def run_args_of(task, condition, seed):
+    """The run's command-line arguments, every value shell-quoted (passed to the shell as it is):
+    its resolved settings as one canonical JSON string, and its inputs. One string, not a list for {:q}:
+    the params trigger compares this value, and quoting leaves a safe path unchanged."""
+    inputs = run_inputs_of(task, condition, seed)
+    args = [
+        f"--settings {shlex.quote(canonical(dict(settings_of(task, condition, seed))))}",
+        f"--features {shlex.quote(inputs['features'])}",
+    ]
+    if "selection" in inputs:
+        args.append(f"--selection {shlex.quote(inputs['selection'])}")
+    if "init" in inputs:
+        args.append(f"--init-weights {shlex.quote(inputs['init'])}")
+    args.append(f"--out {shlex.quote(run_dir(task, condition, seed))}")  # the outputs' folder
+    return " ".join(args)
+
+
+def run_inputs(w):
+    return dict(run_inputs_of(w.task, w.condition, int(w.seed)))
+
+
+def run_args(w):
+    return run_args_of(w.task, w.condition, int(w.seed))
+
+
+def intermediate_features(w):
+    s = intermediate_settings(config, w.task, int(w.seed))
+    return f"{ROOT}/features/{w.task}/{model_tag(s['model'], s['max_seq_length'])}.pt"
+
+
+def family_candidates(family):
+    """[{name, overrides}] of a sweep family, in the order its values are listed."""
+    expanded = expand_conditions(config["conditions"])
+    return [
+        {"name": m, "overrides": {k: v for k, v in expanded[m].items() if k not in ("family", "description")}}
+        for m in sweep_families(config["conditions"])[family]
+    ]
+
+
+def selection_records(w):
+    members = sweep_families(config["conditions"])[w.family]
+    return [f"{run_dir(t, c, s)}/record.json" for t, c, s in GRID if t == w.task and c in members]

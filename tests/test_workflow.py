@@ -6,6 +6,7 @@ Every test shares these two runs; comparing them proves determinism across the w
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -111,34 +112,34 @@ def test_editing_analysis_code_reruns_no_finetune(snakemake_study):
 
 @pytest.mark.parametrize("module", ["pipeline/drift.py", "pipeline/model.py"])
 def test_editing_any_engine_module_reruns_every_finetune(snakemake_study, module):
-    """Jobs list one file named after the engine modules' digest (rules/common.smk): editing any module
-    plans every fine-tune and intermediate job again, even when the newest other module is touched
-    after it (a newer file whose content Snakemake has seen reruns nothing, so depending on "the newest
-    module" would miss the edit); touching every module reruns nothing."""
+    """Jobs list one file named after the digest of the code the fine-tune command runs
+    (results/code/finetune-<digest>.sha256, rules/common.smk code_stamp): editing any module plans every
+    fine-tune and intermediate job again, even when the newest other module is touched after it (a newer
+    file whose content Snakemake has seen reruns nothing, so depending on "the newest module" would miss
+    the edit); touching every module reruns nothing; the dry run writes no stamp."""
     root = snakemake_study["root"]
     engine = sorted((root / "pipeline").glob("*.py"))
     stats = {p: p.stat() for p in engine}
     path = root / module
     original = path.read_text()
     n_runs = len(list((root / "results" / "runs").glob("*/*/seed*/record.json")))
-    stamps = list((root / "results" / "engine").glob("*.sha256"))
+    stamps = list((root / "results" / "code").glob("finetune-*.sha256"))
     assert len(stamps) == 1  # one engine version ran
-    modules = [root / line.split()[1] for line in stamps[0].read_text().splitlines()]
-    listed = re.search(r"ENGINE = sorted\(.*?\(\s*(.*?)\)\)", (root / "rules" / "common.smk").read_text(), re.S)
-    assert path in modules and len(modules) == len(re.findall(r'"(\w+)"', listed.group(1)))  # every engine module
-    newest_other = max((p for p in modules if p != path), key=lambda p: stats[p].st_mtime_ns)
+    modules = [root / line.split()[1].split(":")[0] for line in stamps[0].read_text().splitlines()]
+    assert path in modules and root / "pipeline" / "train.py" in modules
+    assert root / "pipeline" / "figures.py" not in modules and root / "pipeline" / "config.py" not in modules
+    newest_other = max((p for p in modules if p != path and p.suffix == ".py"), key=lambda p: stats[p].st_mtime_ns)
     try:
         path.write_text(original + "\n# edited\n")
         os.utime(newest_other)  # the newest other module newer still, its content unchanged
         proc = snakemake(root, "-n")
         assert len(finetune_jobs(proc.stdout)) == n_runs > 0, module
         assert re.search(r"^intermediate\s+\d+", proc.stdout, re.M), module
+        assert list((root / "results" / "code").glob("finetune-*.sha256")) == stamps  # planning wrote nothing
     finally:
         path.write_text(original)
         for p, st in stats.items():
             os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
-        for stamp in set((root / "results" / "engine").glob("*.sha256")) - set(stamps):
-            stamp.unlink()  # the edited engine's, written by the dry run
     for p in engine:
         os.utime(p)  # touched, not changed
     try:
@@ -151,10 +152,10 @@ def test_editing_any_engine_module_reruns_every_finetune(snakemake_study, module
 def test_two_runs_are_identical(dvc_study, snakemake_study):
     """Determinism across the workflow: same machine, same versions -> identical numbers."""
     a, b = dvc_study["root"] / "results", snakemake_study["results"]
-    ra, rb = pd.read_csv(a / "summary" / "runs.csv"), pd.read_csv(b / "summary" / "runs.csv")
-    timing = ["wall_s", "train_examples_per_s"]
-    pd.testing.assert_frame_equal(ra.drop(columns=timing), rb.drop(columns=timing))
+    # runs.csv holds results only (timings are measurements: the records keep them), so its bytes agree
+    assert (a / "summary" / "runs.csv").read_bytes() == (b / "summary" / "runs.csv").read_bytes()
     assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
+    assert (a / "claims_metrics.json").read_bytes() == (b / "claims_metrics.json").read_bytes()
     for rel in ("summary/curves.csv", "summary/drift.csv"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     for rec in (b / "runs").glob("*/*/seed*/record.json"):
@@ -288,6 +289,195 @@ def test_figures_and_statistics_are_deterministic(dvc_study, snakemake_study):
             assert other.read_bytes() == f.read_bytes(), f.name
 
 
+def test_a_finished_run_prints_one_line_to_the_console(snakemake_study):
+    """Each run's task, condition, seed, score and time reach Snakemake's console (the run's stdout); its
+    progress goes to the log file only."""
+    from pipeline.config import run_grid
+
+    out = snakemake_study["run"].stdout
+    done = re.findall(r"^done ([^/\s]+)/([^/\s]+)/seed(\d+): (?:DIVERGED at step \d+, )?test (\w+)=(\S+) "
+                      r"\(best step \d+\), ([\d.]+) s", out, re.M)
+    assert {(t, c, int(s)) for t, c, s, *_ in done} >= set(run_grid(smoke_config())), out[-3000:]
+    log = (snakemake_study["results"] / "logs" / "runs" / "rte" / "debiased" / "seed0.log").read_text()
+    assert "step" in log and "done rte/debiased/seed0" in log
+
+
+def test_a_deleted_run_directory_is_planned_again(snakemake_study):
+    """`snakemake` alone notices a run directory deleted after the aggregation: the run and everything
+    after it is planned again (not "Nothing to be done" with runs.csv still counting it)."""
+    root = snakemake_study["root"]
+    run = root / "results" / "runs" / "rte" / "debiased" / "seed0"
+    aside = root / "moved-aside-seed0"
+    os.rename(run, aside)
+    try:
+        proc = snakemake(root, "-n")
+        assert finetune_jobs(proc.stdout) == [("rte", "debiased", "0")], proc.stdout[-3000:]
+        assert re.search(r"^aggregate\s+1", proc.stdout, re.M)
+    finally:
+        os.rename(aside, run)
+    assert "Nothing to be done" in snakemake(root, "-n").stdout
+
+
+def _snapshot(folder: Path) -> dict:
+    """{file: (size, mtime)} below `folder` (folders' own times change when the test moves a run aside)."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """`folder` and everything below it unwritable for the duration: immutable (chattr +i) when running
+    as root, whom file modes do not stop; without write permission otherwise."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "-R", "+i", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["chattr", "-R", "-i", str(folder)], capture_output=True)
+            pytest.skip("chattr +i is not available here")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
+    else:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+        for p in modes:
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p, m in modes.items():
+                p.chmod(m)
+
+
+def test_a_dry_run_writes_nothing_under_results(snakemake_study, tmp_path):
+    """Planning writes nothing under results/ (the stamps of the code the jobs run are written by a job,
+    never by the planning): `snakemake -n` on the finished study succeeds with results/ read-only; with jobs
+    to plan (a run moved aside) it changes nothing there; a fresh copy has no results/ after its dry run.
+    (With jobs to plan and results/ read-only Snakemake refuses by design: their outputs are protected.)"""
+    root = snakemake_study["root"]
+    before = _snapshot(root / "results")
+    with _read_only(root / "results"):
+        assert "Nothing to be done" in snakemake(root, "-n").stdout
+    run = root / "results" / "runs" / "sts-b" / "reinit" / "seed1"
+    aside = root / "moved-aside-run"
+    os.rename(run, aside)
+    try:
+        moved = _snapshot(root / "results")
+        proc = snakemake(root, "-n")
+        assert finetune_jobs(proc.stdout) == [("sts-b", "reinit", "1")], proc.stdout[-3000:]
+        assert _snapshot(root / "results") == moved
+    finally:
+        os.rename(aside, run)
+    assert _snapshot(root / "results") == before
+    fresh = copy_project(tmp_path / "fresh")
+    proc = snakemake(fresh, "-n", "--configfile", "configs/smoke.yaml")
+    assert "This was a dry-run" in proc.stdout and re.search(r"^finetune\s+\d+", proc.stdout, re.M)
+    assert not (fresh / "results").exists()
+
+
+def test_a_rebuilt_features_file_reruns_no_finetune(snakemake_study):
+    """Deleting and rebuilding a features file gives the same bytes, and no fine-tune is planned again:
+    Snakemake compares the newer file's checksum with the one recorded when the runs were made, for inputs
+    up to profiles/default's max-checksum-file-size (2 GB; Snakemake's own default, 1 MB, would leave out
+    any real features file: with a limit below this file's size every run of the task is planned again)."""
+    root = snakemake_study["root"]
+    feats = next((root / "results" / "features" / "rte").glob("*.pt"))
+    old, st = feats.read_bytes(), feats.stat()
+    feats.unlink()
+    try:
+        snakemake(root, str(feats.relative_to(root)))
+        assert feats.read_bytes() == old
+        proc = snakemake(root, "-n")
+        assert finetune_jobs(proc.stdout) == [] and "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+        small = snakemake(root, "-n", "--max-checksum-file-size", str(len(old) - 1))
+        assert {t for t, _, _ in finetune_jobs(small.stdout)} == {"rte"}
+    finally:
+        if not feats.exists():
+            feats.write_bytes(old)
+        os.utime(feats, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_every_intermediate_rebuilt_elsewhere_has_the_same_bytes(snakemake_study, tmp_path):
+    """Rows, splits, features, a selection, the summaries and the metrics files, rebuilt from the same
+    inputs into another folder, are byte for byte the study's (so a rebuild reruns nothing after them)."""
+    from pipeline.config import canonical, expand_conditions, split_settings, sweep_families
+
+    res, cfg = snakemake_study["results"], smoke_config()
+    py = [str(VENV / "bin" / "python"), "-m", "pipeline"]
+
+    def cmd(*args):
+        subprocess.run([*py, *map(str, args)], cwd=snakemake_study["root"], env=env(), check=True,
+                       capture_output=True)
+
+    def same(a: Path, b: Path):
+        names = sorted(p.name for p in a.iterdir()) if a.is_dir() else [None]
+        for n in names:
+            x, y = (a / n, b / n) if n else (a, b)
+            assert x.read_bytes() == y.read_bytes(), (x, y)
+
+    out = tmp_path / "rebuilt"
+    cmd("data", "--task", "rte", "--out", out / "data")
+    same(res / "data" / "rte", out / "data")
+    cmd("splits", "--task", "rte", "--data", out / "data", "--settings", canonical(split_settings(cfg, "rte")),
+        "--out", out / "splits")
+    same(res / "splits" / "rte", out / "splits")
+    feats = next((res / "features" / "rte").glob("*.pt"))
+    model, max_len = feats.stem.rsplit("-", 1)
+    cmd("features", "--task", "rte", "--splits", out / "splits", "--model", model, "--max-seq-length", max_len,
+        "--out", out / "features.pt")
+    same(feats, out / "features.pt")
+    expanded = expand_conditions(cfg["conditions"])
+    members = sweep_families(cfg["conditions"])["reinit_sweep"]
+    cands = [{"name": m, "overrides": {k: v for k, v in expanded[m].items() if k not in ("family", "description")}}
+             for m in members]
+    records = sorted(str(p) for m in members for p in (res / "runs" / "rte" / m).glob("seed*/record.json"))
+    cmd("select", "--candidates", canonical(cands), "--task", "rte", "--family", "reinit_sweep", "--records",
+        *records, "--out", out / "selection.json")
+    same(res / "selection" / "rte" / "reinit_sweep.json", out / "selection.json")
+    cmd("aggregate", "--study", res / "study.json", "--root", res, "--out", out / "summary")
+    same(res / "summary", out / "summary")
+    cmd("metrics", "--runs", out / "summary" / "runs.csv", "--out", out / "metrics.json")
+    same(res / "metrics.json", out / "metrics.json")
+    subprocess.run([str(VENV / "bin" / "python"), "-m", "pipeline.headline", "--claims",
+                    str(res / "tables" / "claims.json"), "--out", str(out / "claims_metrics.json")],
+                   cwd=snakemake_study["root"], env=env(), check=True)
+    same(res / "claims_metrics.json", out / "claims_metrics.json")
+
+
+def test_dvc_lists_the_claims_as_metrics_and_draws_the_learning_curves(dvc_study):
+    """`dvc metrics show` lists every claim's verdict and effect per task (claims_metrics.json); the
+    learning-curve plot draws one panel per task and one colour per condition from summary/curves.csv."""
+    root = dvc_study["root"]
+    shown = json.loads(dvc(root, "metrics", "show", "--json").stdout)
+    data = next(iter(shown.values()))["data"]
+    claims = data["results/claims_metrics.json"]["data"]
+    assert claims["bias_correction"]["rte"]["verdict"] and "effect" in claims["bias_correction"]["sts-b"]
+    plots = json.loads(dvc(root, "plots", "show", "--json").stdout)["data"]
+    spec = plots["learning_curve"][0]["content"]
+    assert spec["facet"]["field"] == "task" and spec["spec"]["encoding"]["color"]["field"] == "condition"
+    values = spec["data"]["values"]
+    assert {v["task"] for v in values} == {"rte", "sts-b"} and len({v["condition"] for v in values}) > 5
+
+
+@pytest.fixture(scope="session")
+def standard_only_study(tmp_path_factory):
+    """A copy whose default study runs Standard (debiased) only on one task: no selection, no intermediate
+    task, no optimiser pair."""
+    from pipeline.config import deep_merge
+
+    root = copy_project(tmp_path_factory.mktemp("std") / "project", smoke_as_default=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = deep_merge(params, {"study": {"tasks": ["rte"]}})
+    params["grid"] = [{"tasks": ["rte"], "conditions": ["debiased"], "seeds": "main"}]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return {"root": root, "repro": dvc(root, "repro")}
+
+
+def test_dvc_repro_completes_a_grid_with_standard_only(standard_only_study):
+    root = standard_only_study["root"]
+    for folder in ("intermediate", "selection"):
+        assert (root / "results" / folder).is_dir() and not any((root / "results" / folder).iterdir())
+    assert (root / "results" / "report.html").stat().st_size > 0
+    assert "up to date" in dvc(root, "status").stdout
+
+
 # Last: it edits params.yaml in the DVC copy and reruns, so the tests comparing the copies come first.
 def test_dvc_repro_is_up_to_date_then_reruns_only_the_edited_condition(dvc_study):
     root = dvc_study["root"]
@@ -305,7 +495,12 @@ def test_dvc_repro_is_up_to_date_then_reruns_only_the_edited_condition(dvc_study
     assert rerun == ["bertadam"], rerun
     diff = dvc(root, "metrics", "diff", "--json")
     changed = json.loads(diff.stdout)
-    keys = [k for f in changed.values() for k in f]
+    keys = list(changed.get("results/metrics.json", {}))
     assert keys and all(".bertadam." in k for k in keys), keys
+    # the claims whose baseline is BERTAdam moved (claims_metrics.json: <claim>.<task>.effect ...), no other
+    claims = yaml.safe_load((root / "params.yaml").read_text())["analysis"]["comparisons"]
+    bertadam = {c["name"] for c in claims if "bertadam" in (c["baseline"], c["treatment"])}
+    moved = {k.split(".")[0] for k in changed.get("results/claims_metrics.json", {})}
+    assert moved and all(any(m == b or m.startswith(f"{b}_") for b in bertadam) for m in moved), moved
     assert "bertadam" in dvc(root, "params", "diff").stdout or "lr" in dvc(root, "params", "diff").stdout
     del repro

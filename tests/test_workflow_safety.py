@@ -3,7 +3,8 @@
 A GLUE folder whose path holds a space, or whose name is a shell injection, is one argument of the `data`
 rule's command and works; dataset names that would inject or escape the repository, and a GLUE folder
 that does not exist, are refused before any job, naming the key. The project copy's own path holds a
-space and Snakemake runs from its .venv there, so the interpreter path ({PY}) needs quoting too.
+space and Snakemake runs from its .venv there: jobs run `python` from that folder (the Snakefile puts it
+first on the PATH), which works with the space.
 Seven Snakemake calls in all (the smoke study's `data` rule for RTE only: no model, no torch job).
 """
 from __future__ import annotations
@@ -47,7 +48,8 @@ def tree(tmp_path_factory):
 
 def smk(project: Path, overlay: dict, *args) -> tuple[int, str]:
     """`snakemake --configfile configs/smoke.yaml <overlay> ...` in `project`, run by the copy's own
-    interpreter (sys.executable, hence {PY}, is then a path with a space). Returns (exit code, output)."""
+    interpreter (sys.executable, whose folder the jobs' PATH starts with, is then a path with a space).
+    Returns (exit code, output)."""
     (project / "overlay.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     proc = run([str(project / ".venv" / "bin" / "python"), "-m", "snakemake", *args, "--cores", "1", "-p",
                 "--configfile", "configs/smoke.yaml", "overlay.yaml"], project, check=False, timeout=300)
@@ -82,7 +84,7 @@ def test_data_rule_reads_a_glue_folder_with_any_name(tree, name):
     for f in ("train.jsonl", "dev.jsonl", "meta.json"):
         assert (project / "results/smoke/data/rte" / f).is_file(), f
     (argv,) = shell_commands(out, "-m pipeline data")
-    assert argv[0] == str(project / ".venv" / "bin" / "python")  # {PY} quoted: the copy's path has a space
+    assert argv[0] == "python"  # the copy's .venv/bin, first on the PATH (a folder whose path has a space)
     assert glue_arg(argv) == str(folder)
     assert argv[argv.index("--out") + 1] == "results/smoke/data/rte"
     log = (project / "results/smoke/logs/data/rte.log").read_text()
