@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .plan import FIGURE_BY_NAME, family_of, families_swept_on, planned_figures, report_runs, roles
+from .plan import (EXPECTED_ROLES, FIGURE_BY_NAME, family_of, families_swept_on, planned_figures, report_runs,
+                   roles)
 from .io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 DPI = 100
@@ -131,8 +132,14 @@ def _empty(plt, title, reason):
     return fig
 
 
+# The widest figure the report shows at full size (its page is 1200 px; DPI px per inch): a wider one is
+# scaled down and its text becomes unreadable. Small multiples wrap onto more rows instead.
+PAGE_WIDTH_IN = 12.0
+
+
 def _grid(plt, n, ncols=None, w=4.6, h=3.6, sharey=False):
-    ncols = ncols or min(n, 4)
+    w = min(w, PAGE_WIDTH_IN)
+    ncols = max(1, min(ncols or min(n, 4), int(PAGE_WIDTH_IN // w)))
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, sharey=sharey)
     flat = axes.ravel()
@@ -280,9 +287,9 @@ def fig01_bias_ratio(ctx, plt, sns):
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     cap = (
-        "Fig. 1. Left: the ratio (1-b1^t)/sqrt(1-b2^t) by which BERTAdam's update exceeds bias-corrected Adam's, "
-        "against the step (log axis), with a dashed line at each task's Standard step count in this study. "
-        "Right: measured ratio of the update L2 norm of BERTAdam to debiased Adam per block (embeddings, "
+        "Fig. 1. First panel: the ratio (1-b1^t)/sqrt(1-b2^t) by which BERTAdam's update exceeds "
+        "bias-corrected Adam's, against the step (log axis), with a dashed line at each task's Standard step count in this study. "
+        "Other panels: measured ratio of the update L2 norm of BERTAdam to debiased Adam per block (embeddings, "
         "transformer blocks, pooler, head) over the first logged steps of runs paired by seed, with the analytic "
         "curve dashed. Both runs share the learning-rate schedule, so the ratio isolates the bias correction "
         "(the trajectories diverge after step 1)."
@@ -301,7 +308,7 @@ def fig02_optimiser_test(ctx, plt, sns):
     if data.empty:
         return _empty(plt, "Fig. 2", "no BERTAdam/debiased runs on report seeds"), data, "Fig. 2: no data."
     tasks = sorted(data["task"].unique())
-    fig, ax = plt.subplots(figsize=(max(5.5, 2.4 * len(tasks)), 4.4))
+    fig, ax = plt.subplots(figsize=(min(PAGE_WIDTH_IN, max(5.5, 2.4 * len(tasks))), 4.4))
     pal = dict(zip([de, ba], sns.color_palette(PALETTE, 2)))
     _points(ax, sns, data, "task", "test_best", tasks, hue="condition", hue_order=[de, ba], palette=pal)
     from matplotlib.lines import Line2D
@@ -475,7 +482,7 @@ def _expected(ctx):
         return ctx._expected_cache
     r = ctx.roles
     conds = []
-    for c in (r["debiased"], r["bertadam"], r["standard"], r["reinit"], r["longer"], r["reinit_longer"]):
+    for c in (r[k] for k in EXPECTED_ROLES):
         if c not in conds:
             conds.append(c)
     draws = int(ctx.a["expected_draws"])
@@ -713,13 +720,24 @@ def fig07_drift_steps(ctx, plt, sns):
     ).reset_index(drop=True)
     tasks = sorted(data["task"].unique())
     blocks = sorted(data["name"].unique(), key=block_order)
+    # each task's blocks in rows of at most 4 panels (BERT-large has 26 blocks: 7 rows), so the figure fits
+    # the report's page at a readable size
+    ncols = min(4, len(blocks))
+    rows_per_task = int(np.ceil(len(blocks) / ncols))
     fig, axes = plt.subplots(
-        len(tasks), len(blocks), figsize=(2.6 * len(blocks), 2.5 * len(tasks) + 0.6), squeeze=False
+        len(tasks) * rows_per_task,
+        ncols,
+        figsize=(2.9 * ncols, 2.4 * len(tasks) * rows_per_task + 0.6),
+        squeeze=False,
     )
+    for ax in axes.ravel():
+        ax.set_visible(False)
     pal = dict(zip(conds, sns.color_palette(PALETTE, len(conds))))
     for i, task in enumerate(tasks):
         for j, blk in enumerate(blocks):
-            ax = axes[i, j]
+            row, col = i * rows_per_task + j // ncols, j % ncols
+            ax = axes[row, col]
+            ax.set_visible(True)
             for cond in conds:
                 d = data[
                     (data["task"] == task) & (data["condition"] == cond) & (data["name"] == blk)
@@ -736,9 +754,9 @@ def fig07_drift_steps(ctx, plt, sns):
                     lw=0,
                 )
             ax.set_title(f"{task}: {blk}", fontsize=9)
-            if i == len(tasks) - 1:
+            if row == axes.shape[0] - 1 or j + ncols >= len(blocks):
                 ax.set_xlabel("training step")
-            if j == 0:
+            if col == 0:
                 ax.set_ylabel("L2 distance to start")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(

@@ -293,8 +293,102 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-to
 th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}th{background:#f3f3f3}
 figure{margin:1.5em 0;border:1px solid #e5e5e5;padding:.8em}figure img{max-width:100%;height:auto}
 figcaption{font-size:.9em;color:#333;margin-top:.4em}code{background:#f5f5f5;padding:0 .2em}
-.meta{font-size:.9em;color:#555}nav ul{columns:2}
+.meta{font-size:.9em;color:#555}nav ul{columns:2}.answers li{margin:.4em 0}
 """
+
+
+# ---- the opening: one line per research question, figures named by what they show ------------------------
+
+
+def _x100(v, sign=True) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    return f"{100 * v:+.1f}" if sign else f"{100 * v:.1f}"
+
+
+def _rq_key(rq: str):
+    m = re.match(r"(\d+)(.*)", rq)
+    return (int(m.group(1)), m.group(2)) if m else (10**6, rq)
+
+
+def _claim_line(c: dict) -> str:
+    """'<claim>: <b>verdict</b> (why): RTE +2.1 [-4.0, +8.2], ...' (effects and 1-2 alpha intervals x100)."""
+    verdict = f"<strong>{html.escape(c['verdict'] or '–')}</strong>"
+    if c["category"] and c["category"] != c["verdict"]:
+        verdict += f" ({html.escape(c['category'])})"
+    effects = [t for t in c["tasks"] if t.get("effect") is not None]
+    if effects:
+        level = effects[0].get("ci_level")
+        parts = [f"{html.escape(TASK_NAMES.get(t['task'], t['task']))} {_x100(t['effect'])} "
+                 f"[{_x100(t.get('ci_low'))}, {_x100(t.get('ci_high'))}]" for t in effects]
+        detail = ", ".join(parts)
+    else:
+        detail = ", ".join(f"{html.escape(TASK_NAMES.get(t['task'], t['task']))} {html.escape(t.get('verdict') or '–')}"
+                           for t in c["tasks"])
+    return f"{html.escape(c['claim'])}: {verdict}" + (f"; {detail}" if detail else "")
+
+
+def answers_html(claims: dict) -> str:
+    """The report's opening: one line per research question, from tables/claims.json. A question with
+    several claims lists each; sub-claims (RQ 2a, 2b) follow their question's combined verdict."""
+    from .headline import headline_lines
+
+    rows = headline_lines(claims)
+    by_rq: dict = {}
+    for r in rows:
+        main = (re.match(r"\d+", r["rq"]) or re.match(r".*", r["rq"])).group()
+        by_rq.setdefault(main, []).append(r)
+    items = []
+    for rq in sorted(by_rq, key=_rq_key):
+        group = sorted(by_rq[rq], key=lambda r: _rq_key(r["rq"]))
+        main = [r for r in group if r["rq"] == rq] or group
+        subs = [r for r in group if r not in main]
+        text = "; ".join(_claim_line(c) for c in main)
+        if subs:
+            text += " (" + "; ".join(f"{html.escape(c['rq'])} {html.escape(c['claim'][0].lower() + c['claim'][1:])}: "
+                                     f"{html.escape(c['verdict'])}" for c in subs) + ")"
+        items.append(f"<li><strong>RQ {html.escape(rq)}</strong>: {text}</li>")
+    levels = {t.get("ci_level") for r in rows for t in r["tasks"] if t.get("ci_level")}
+    level = f"{100 * levels.pop():.0f}% " if len(levels) == 1 else ""
+    return ("<section id='answers'><h2>Answers</h2><p>One line per research question: this study's verdict on "
+            f"each claim, then per task the effect and the deciding test's {level}interval [low, high] (x100, "
+            "treatment minus baseline). The claims table below has every number, the test and the power."
+            "</p><ul class='answers'>" + "".join(items) + "</ul></section>")
+
+
+# What each figure shows, for the contents and the captions (file names say little to a reader). Keys:
+# the figures of plan.FIGURES (tests/test_report_opening.py checks every one has a title).
+FIGURE_TITLES = {
+    "fig01_bias_ratio": "How much larger BERTAdam's early updates are than bias-corrected Adam's",
+    "fig02_optimiser_test": "Test metric of every run, BERTAdam vs debiased Adam",
+    "fig03_train_loss_optimiser": "Training loss per step, BERTAdam vs debiased Adam",
+    "fig_test_by_condition": "Test metric of every run, per condition and task",
+    "fig04_expected_test": "Expected test metric of the best of k trials",
+    "fig12_expected_val": "Expected validation metric of the best of k trials",
+    "fig05_reinit_val": "Validation metric per number of re-initialised layers",
+    "fig05b_metric_vs_layers": "Validation and test metric against the number of re-initialised layers",
+    "fig06_train_loss_reinit": "Training loss per step, Standard vs Re-init",
+    "fig07_drift_steps": "Weight drift of each block during training, Standard vs Re-init",
+    "fig07b_drift_depth": "Weight drift against depth at the end of training",
+    "fig08_val_curves": "Validation metric during training, Standard vs Re-init",
+    "fig08b_metric_vs_steps": "Validation metric against the length of training, Standard vs Re-init",
+    "fig09_seed_grid": "Validation metric over initialisation seed x data-order seed",
+    "fig10_seed_std": "Spread across seeds with one of the two seeds fixed",
+    "fig10b_spread_sources": "Sources of the spread across runs, the training subset included",
+}
+
+
+def figure_title(name: str, label: str = "") -> str:
+    """'What it shows (paper item)': FIGURE_TITLES, else the paper item's description (PAPER_ITEMS)."""
+    fig = next((f for f in FIGURES if f.name == name), None)
+    label = label or (fig.label if fig else "")
+    title = FIGURE_TITLES.get(name)
+    if title is None:
+        whats = {item: what for item, what, *_ in PAPER_ITEMS}
+        covered = [c.partition("@")[0] for c in (fig.covers if fig else ())]
+        title = whats.get(covered[0], name) if covered else (label.strip("()") or name)
+        title = title[0].upper() + title[1:]
+    return title if not label or label.startswith("(") else f"{title} ({label})"
 
 
 def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) -> None:
@@ -329,13 +423,17 @@ def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) ->
         f"power {a['power']} · configuration {html.escape(_config_file(cfg))}</p>",
         "<p>All numbers come from the run records of this study. Settings are chosen on validation only; test "
         "metrics are reported, never used to choose. Tables show x100, figures the 0-1 scale.</p>",
-        "<nav><h2>Contents</h2><ul><li><a href='#claims'>Claims</a></li>",
     ]
+    claims_json = tables_dir / "claims.json"
+    if claims_json.is_file():
+        parts.append(answers_html(json.loads(claims_json.read_text())))
+    parts.append("<nav><h2>Contents</h2><ul><li><a href='#claims'>Claims</a></li>")
     for t in tindex:
         if t["name"] != "claims":
             parts.append(f"<li><a href='#table-{t['name']}'>{html.escape(t['title'])}</a></li>")
     for f in findex:
-        parts.append(f"<li><a href='#fig-{f['name']}'>{html.escape(f['name'])}</a></li>")
+        title = figure_title(f["name"], f.get("paper_item", ""))
+        parts.append(f"<li><a href='#fig-{f['name']}'>{html.escape(title)}</a></li>")
     parts.append("<li><a href='#paper-map'>Paper map</a></li></ul></nav>")
     by_name = {t["name"]: t for t in tindex}
     if "claims" in by_name:
@@ -359,8 +457,9 @@ def run_report(cfg: dict, root, tables_dir, figures_dir, out_html, paper_map) ->
         parts.append(
             f"<figure id='fig-{f['name']}'><img alt='{html.escape(f['name'])}' "
             f'src="data:image/png;base64,{data}">'
-            f"<figcaption><strong>{html.escape(f['name'])}</strong> ({html.escape(f['paper_item'])}). "
-            f"{html.escape(f['caption'])} Numbers plotted: {html.escape(f['csv'])}.</figcaption></figure>"
+            f"<figcaption><strong>{html.escape(figure_title(f['name'], f.get('paper_item', '')))}</strong> "
+            f"({html.escape(f['png'])}). {html.escape(f['caption'])} Numbers plotted: {html.escape(f['csv'])}."
+            f"</figcaption></figure>"
         )
     parts.append("<section id='paper-map'>")
     parts.append(md_to_html(pm, shift=1))
