@@ -75,6 +75,7 @@ rule all:
     default_target: True
     input:
         missing_records,
+        missing_code_stamps(),
         rules.aggregate.output,
         rules.metrics.output,
         rules.provenance.output,
@@ -89,11 +90,13 @@ rule all:
 rule prepare:
     input:
         FEATURES,
+        missing_code_stamps("prepare"),
 
 
 rule runs:
     input:
         RUN_RECORDS,
+        missing_code_stamps("prepare", "finetune"),
 
 
 # The stamp of the code a command runs (rules/common.smk code_stamp): written once per code version.

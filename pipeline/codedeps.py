@@ -55,6 +55,7 @@ ROOT = PKG.parent
 NOT_IN_WORKFLOW = {
     ("runner", "config"): ("settings_from_args", "run_features"),  # finetune --config: resolve settings
     ("runner", "prepare"): ("run_features",),  # finetune without --features: build them in-process
+    ("codedeps", "plan"): ("figure_plots",),  # `make dvc-deps` only: dvc.yaml's list of figures
 }
 
 # The DVC stage that owns each rule's outputs (dvc.yaml: prepare runs `snakemake prepare`, finetune
@@ -372,13 +373,19 @@ def rule_commands(root: Path = ROOT) -> dict[str, str]:
     return out
 
 
-def planning_files(root: Path = ROOT) -> list[str]:
-    """Code Snakemake runs while planning: the Snakefile, rules/common.smk and the package modules the
-    workflow files import (whole, at any depth, with their data files)."""
+def planning_files(root: Path = ROOT, stage: str | None = None) -> list[str]:
+    """Code Snakemake runs while planning a stage's jobs: the Snakefile, rules/common.smk and the package
+    modules they import, and those the stage's own rule files import (whole, at any depth, with their
+    data files). Every rule file is read whatever the target, but what another stage's rule file imports
+    (pipeline/plan.py, the list of figures, for the report's rules) changes no job of this stage. Without
+    a stage: every rule file's."""
     pkg = root / "pipeline"
+    files = rule_files(root)
+    own = {files[r] for r in STAGE_RULES[stage]} if stage else {f for f in files.values()}
+    paths = [*WORKFLOW_FILES, *sorted(f for f in own if f not in WORKFLOW_FILES)]
     started = set()
-    for path in [root / "Snakefile", *sorted((root / "rules").glob("*.smk"))]:
-        started |= {a or b for a, b in _PLAN_IMPORT.findall(path.read_text())}
+    for path in paths:
+        started |= {a or b for a, b in _PLAN_IMPORT.findall((root / path).read_text())}
     mods = module_closure(pkg, started)
     named = set().union(*(_module_strings(pkg, m) for m in mods))
     data = [d for d in _data_files(pkg) if d in named]
@@ -386,10 +393,10 @@ def planning_files(root: Path = ROOT) -> list[str]:
 
 
 def stage_code(stage: str, root: Path = ROOT) -> list[str]:
-    """A DVC stage's code deps: planning code, the files of its rules and of their commands."""
+    """A DVC stage's code deps: its planning code, the files of its rules and of their commands."""
     pkg = root / "pipeline"
     files, cmds = rule_files(root), rule_commands(root)
-    out = set(planning_files(root))
+    out = set(planning_files(root, stage))
     for rule in STAGE_RULES[stage]:
         out.add(files[rule])
         if rule in cmds:
@@ -401,7 +408,9 @@ def stage_code(stage: str, root: Path = ROOT) -> list[str]:
 
 
 def _is_code(dep: str) -> bool:
-    return not dep.startswith("results/")
+    """The deps `make dvc-deps` manages: the workflow's and the package's files (a dependency added by
+    hand elsewhere, e.g. requirements.lock, is kept as it is)."""
+    return dep in ("Snakefile",) or dep.startswith(("rules/", "pipeline/"))
 
 
 def _stage_blocks(text: str) -> dict[str, tuple[int, int]]:

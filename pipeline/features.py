@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from .data import read_rows
 from .tasks import task_spec
 
 
@@ -95,12 +94,6 @@ def tokenize_splits(task: str, rows: dict, model_name: str, max_len: int) -> dic
     return out
 
 
-def build_features(task: str, split_dir: Path, model_name: str, max_len: int) -> dict:
-    """The features of the split files in `split_dir` (the features stage)."""
-    rows = {split: read_split(Path(split_dir) / f"{split}.jsonl") for split in ("train", "val", "test")}
-    return tokenize_splits(task, rows, model_name, max_len)
-
-
 def head(feats: dict, n: int) -> dict:
     """The first n examples of one split's tokenised features (offsets re-based; copies)."""
     n = min(n, len(feats["labels"]))
@@ -111,11 +104,6 @@ def head(feats: dict, n: int) -> dict:
     if "batching" in feats:
         out["batching"] = dict(feats["batching"])
     return out
-
-
-def read_split(path: Path) -> list[tuple]:
-    """Rows (index, text_a, text_b, label) of a split file."""
-    return read_rows(path)
 
 
 def load_features(path: Path) -> dict:

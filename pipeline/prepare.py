@@ -78,10 +78,13 @@ def cmd_splits(a):
 def cmd_features(a):
     import torch
 
-    from .features import build_features
+    from .data import read_rows
+    from .features import tokenize_splits
     from .io import atomic_save
     from .provenance import sha256_file
 
-    feats = build_features(a.task, Path(a.splits), a.model, a.max_seq_length)
-    feats["split_sha256"] = {s: sha256_file(Path(a.splits) / f"{s}.jsonl") for s in ("train", "val", "test")}
+    split_dir = Path(a.splits)
+    rows = {split: read_rows(split_dir / f"{split}.jsonl") for split in ("train", "val", "test")}
+    feats = tokenize_splits(a.task, rows, a.model, a.max_seq_length)
+    feats["split_sha256"] = {s: sha256_file(split_dir / f"{s}.jsonl") for s in ("train", "val", "test")}
     atomic_save(a.out, lambda tmp: torch.save(feats, tmp))

@@ -4,7 +4,7 @@ import functools
 import re
 import shlex
 
-from pipeline.codedeps import command_code
+from pipeline.codedeps import STAGE_RULES, command_code, rule_commands
 from pipeline.config import (
     SAFE_NAME,
     dataset_name,
@@ -22,10 +22,30 @@ from pipeline.tasks import TASKS, canonical_task
 def code_stamp(command):
     """The stamp of the code `python -m pipeline <command>` runs (pipeline/codedeps.py): a file named
     after its digest, written by the code_stamp rule. A job lists this one file: an edit of any module
-    the command imports gives a new name, hence a new input (the job reruns, with or without Snakemake's
-    metadata); touching a file, or editing code the command never runs, does not. Planning computes the
-    digest from the sources (about 0.1 s) and writes nothing."""
+    the command imports gives a new name, hence a new input; touching a file, or editing code the command
+    never runs, does not. Planning computes the digest from the sources (about 0.1 s) and writes nothing.
+    The targets list the stamps missing at planning time (missing_code_stamps), so the edit reruns the
+    jobs with or without Snakemake's metadata (after `rm -rf .snakemake`, or `--rerun-triggers mtime`)."""
     return f"{ROOT}/code/{command}-{command_code(command).digest}.sha256"
+
+
+RULE_COMMANDS = rule_commands()
+
+
+def missing_code_stamps(*stages):
+    """An input function for a target: the code stamps of the stages' commands (every stage's when none
+    is named) that do not exist yet. Snakemake reruns a job whose input is made by another job only when
+    that job runs, and it runs a job for a missing output only when a target (or a job that runs) needs
+    it: a new code version's stamp, requested by the target, makes the code_stamp job run, and every job
+    that reads the stamp then reruns. (Deleting results/<study>/code reruns everything: the stamps are the
+    evidence of which code made the results.)"""
+    rules = [r for st in (stages or STAGE_RULES) for r in STAGE_RULES[st]]
+    commands = sorted({RULE_COMMANDS[r] for r in rules if r in RULE_COMMANDS})
+
+    def missing(wildcards):
+        return [p for p in (code_stamp(c) for c in commands) if not os.path.exists(p)]
+
+    return missing
 
 
 DATASETS = sorted({dataset_name(config, t) for t in config["study"]["tasks"]} | set(TASKS))

@@ -64,7 +64,10 @@ def test_the_workflow_imports_left_out_sit_in_their_functions_only():
         found = set()
         for top in tree.body:
             for node in ast.walk(top):
-                if isinstance(node, ast.ImportFrom) and node.level == 1 and (node.module or "").split(".")[0] == imported:
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                module = (node.module or "") if node.level == 1 else (node.module or "").removeprefix("pipeline.")
+                if (node.level == 1 or (node.module or "").startswith("pipeline.")) and module.split(".")[0] == imported:
                     found.add(getattr(top, "name", "<module>"))
         assert found and found <= set(functions), (importer, imported, found)
 

@@ -110,10 +110,25 @@ def test_the_aggregation_stops_on_a_truncated_record_naming_it(tmp_path, monkeyp
     import pipeline.config
 
     monkeypatch.setattr(pipeline.config, "run_grid", lambda cfg: [("rte", "debiased", 0)])
-    with pytest.raises(Exception) as err:
+    from pipeline.errors import RecordError
+
+    with pytest.raises(RecordError) as err:
         commands_analysis.cmd_aggregate(A)
     assert str(d / "record.json") in str(err.value) and "delete" in str(err.value)
     assert not (tmp_path / "summary").exists()
+
+
+def test_the_command_line_names_a_broken_record_in_one_line(tmp_path):
+    """`python -m pipeline select` (any command reading records) exits 2 with one line naming the file."""
+    bad = tmp_path / "record.json"
+    bad.write_text('{"task": "rte", "cond')
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "select", "--candidates", '[{"name": "a", "overrides": {}}]',
+                           "--task", "rte", "--family", "f", "--records", str(bad), "--out", str(tmp_path / "o.json")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not a complete run record"), proc.stderr
+    assert not (tmp_path / "o.json").exists()
 
 
 CLAIMS = {
