@@ -16,6 +16,7 @@ file, option or setting at fault (exit status 2).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -109,11 +110,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_imports(path: str, a, before: set) -> None:
+    """Append {"fn", "modules"} (the package modules the command imported) to `path`: the ground truth
+    tests/test_workflow.py compares with pipeline/codedeps.py's digest files (PIPELINE_IMPORTS_LOG)."""
+    new = sorted(m for m in set(sys.modules) - before if m.startswith("pipeline."))
+    line = json.dumps({"fn": f"{a.fn.__module__}.{a.fn.__name__}", "modules": new}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 def main(argv=None):
     _setup_logging()
     a = parser().parse_args(argv)
+    before = set(sys.modules)
     try:
         a.fn(a)
+        if os.environ.get("PIPELINE_IMPORTS_LOG"):
+            _log_imports(os.environ["PIPELINE_IMPORTS_LOG"], a, before)
     except Exception as exc:  # one clear line for known error kinds, a traceback for the rest
         from .errors import ConfigError, RecordError
 

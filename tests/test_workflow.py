@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import REPO, VENV, copy_project, dvc, env, finetune_jobs, git, load_json, snakemake
+from workflow_helpers import (REPO, VENV, copy_project, dvc, env, finetune_jobs, git, imports_log, load_json,
+                              snakemake)
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +109,25 @@ def test_editing_analysis_code_reruns_no_finetune(snakemake_study):
         finally:
             path.write_text(original)
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_every_module_a_command_imported_is_in_its_code_stamp(dvc_study, snakemake_study):
+    """Ground truth for pipeline/codedeps.py: every package module each command actually imported while
+    the two studies ran (logged by pipeline/cli.py under PIPELINE_IMPORTS_LOG) is among the files of
+    that command's digest, so an edit of it reruns the command's jobs."""
+    from pipeline import codedeps
+
+    by_fn = {f"pipeline.{module}.{fn}": name for name, (module, fn) in codedeps.commands().items()}
+    seen: dict = {}
+    for root in (dvc_study["root"], snakemake_study["root"]):
+        for line in imports_log(root).read_text().splitlines():
+            entry = json.loads(line)
+            seen.setdefault(by_fn[entry["fn"]], set()).update(entry["modules"])
+    assert {"finetune", "features", "aggregate", "analyze", "figures", "report", "select"} <= set(seen), seen
+    for command, modules in seen.items():
+        files = set(codedeps.command_code(command).files)
+        missing = {m for m in modules if f"pipeline/{m.removeprefix('pipeline.')}.py" not in files}
+        assert not missing, (command, missing)
 
 
 @pytest.mark.parametrize("module", ["pipeline/drift.py", "pipeline/model.py"])

@@ -58,8 +58,17 @@ def env() -> dict:
     return e
 
 
+def imports_log(cwd) -> Path:
+    """Where the pipeline's commands run in a copy log the package modules they imported
+    (PIPELINE_IMPORTS_LOG, pipeline/cli.py): inside .git, so git and DVC never see it."""
+    return Path(cwd) / ".git" / "pipeline-imports.jsonl"
+
+
 def run(cmd, cwd, check=True, timeout=1800) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    e = env()
+    if (Path(cwd) / ".git").is_dir():
+        e["PIPELINE_IMPORTS_LOG"] = str(imports_log(cwd))
+    proc = subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
