@@ -758,9 +758,12 @@ def fig07_drift_steps(ctx, plt, sns):
                 ax.set_xlabel("training step")
             if col == 0:
                 ax.set_ylabel("L2 distance to start")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    # one entry per condition drawn in any panel (tasks may run different conditions: the first panel's
+    # handles would leave the others' colours unnamed)
+    drawn = [c for c in conds if c in set(data["condition"])]
+    handles = [plt.Line2D([0], [0], color=pal[c], lw=1.5) for c in drawn]
     fig.legend(
-        handles, labels, loc="upper center", ncol=min(6, len(conds)), fontsize=8, bbox_to_anchor=(0.5, 1.0)
+        handles, drawn, loc="upper center", ncol=min(6, len(drawn)), fontsize=8, bbox_to_anchor=(0.5, 1.0)
     )
     fig.suptitle("Weight drift per block against training steps", y=1.04)
     fig.tight_layout()
