@@ -176,7 +176,7 @@ NO_STANDARD = (
 )
 NO_SEED_GRID = (
     "needs runs whose initialisation and data-order seeds differ: the seed-grid overlay (`snakemake "
-    "--cores 2 --configfile configs/seed-grid.yaml`, about 26 min here; its output is committed in "
+    "--cores 2 --configfile configs/seed-grid.yaml`, about 20 min here; its output is committed in "
     "results/seed-grid/figures/); configs/paper.yaml holds the paper's 10 x 10"
 )
 
