@@ -311,6 +311,11 @@ def test_figures_and_statistics_are_deterministic(dvc_study, snakemake_study):
                                           check_exact=True)
         else:
             assert other.read_bytes() == f.read_bytes(), f.name
+    # the pictures too (drawn in two processes: strip plots' jitter comes from a seeded generator)
+    pngs = sorted((b / "figures").glob("*.png"))
+    assert len(pngs) > 5
+    for f in pngs:
+        assert (a / "figures" / f.name).read_bytes() == f.read_bytes(), f.name
 
 
 def test_a_finished_run_prints_one_line_to_the_console(snakemake_study):
