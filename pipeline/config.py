@@ -749,13 +749,25 @@ def with_files(errors: list[str], origins: dict) -> list[str]:
     return out
 
 
+def overlay_name_errors(paths, cfg: dict, origins: dict) -> list[str]:
+    """An overlay study must name itself: results go to results/<study.name>/, and a name inherited from
+    params.yaml would write over the default study's results (checked once the rest is valid)."""
+    paths = [str(p) for p in paths]
+    if len(paths) < 2 or set(origins.get(key_path(("study", "name")), [])) - {paths[0]}:
+        return []
+    return [f"{paths[-1]}: study.name: not set by an overlay (still {cfg['study']['name']!r}, from {paths[0]}): "
+            f"an overlay study writes to results/<study.name>/, so without a name of its own it would "
+            f"overwrite the default study's results; set study.name (to 'default' to mean it)"]
+
+
 def load_config(paths, check: bool = True) -> dict:
     """params.yaml [overlays] merged and validated; a ConfigError lists every problem, each naming its file."""
+    paths = list(paths)
     cfg, origins = merge_files(paths)
     if check:
-        errors = validate(cfg)
+        errors = with_files(validate(cfg), origins) or overlay_name_errors(paths, cfg, origins)
         if errors:
-            raise ConfigError(with_files(errors, origins))
+            raise ConfigError(errors)
     return cfg
 
 
@@ -769,7 +781,7 @@ def workflow_errors(config: dict, configfiles, overrides: dict | None = None) ->
         return exc.errors
     if overrides:  # Snakemake reads nested --config values as strings: numbers there arrive as text
         _record_origins(origins, overrides, "--config (nested values are read as strings: use a --configfile)")
-    return with_files(validate(config), origins)
+    return with_files(validate(config), origins) or overlay_name_errors(configfiles, config, origins)
 
 
 def cmd_validate(a):

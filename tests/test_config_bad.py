@@ -236,7 +236,16 @@ FILES = [
     ("typo in an overlay", "analysis: {alpah: 0.01}\n", ["bad.yaml: analysis.alpah: unknown key"]),
     ("list replaced by an overlay", "grid:\n  - {tasks: [cola], conditions: [debiased], seeds: optimizer}\n",
      ["bad.yaml: grid[0].seeds: 'optimizer' is not a seed set"]),
+    # valid otherwise, but its results would go to results/, over the default study's
+    ("overlay without a study name", "train: {lr: 2.0e-4}\n",
+     ["bad.yaml: study.name: not set by an overlay (still 'default', from ", "set study.name"]),
 ]
+
+
+def test_an_overlay_may_name_itself_default_on_purpose(tmp_path):
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("study: {name: default}\ntrain: {lr: 2.0e-4}\n")
+    assert load_config([REPO / "params.yaml", ok])["train"]["lr"] == 2.0e-4
 
 
 @pytest.mark.parametrize("text,fragments", [f[1:] for f in FILES], ids=[f[0] for f in FILES])
