@@ -38,6 +38,11 @@ def calibration_table(cfg: dict, root: Path, margin: float) -> tuple[pd.DataFram
                      "val_last": no_skill_score(sel, (rec.get("val_last") or {}).get(sel)),
                      "majority_val": meta["majority_baseline"]["val"][sel],
                      "wall_s": rec["timing"]["wall_s"], "attn": rec["settings"]["attn_implementation"]})
+    if not rows:
+        from .errors import RecordError
+
+        raise RecordError(f"{root / 'runs'}: no calibration run has finished (the table is built from their "
+                          f"records): run `make calibration` first")
     runs = pd.DataFrame(rows)
     g = runs.groupby(["task", "condition"], sort=False)
     table = g.agg(metric=("metric", "first"), lr=("lr", "first"), epochs=("epochs", "first"),

@@ -133,7 +133,7 @@ def main(argv=None):
     except Exception as exc:  # one clear line for known error kinds, a traceback for the rest
         from .errors import ConfigError, RecordError
 
-        known = (ConfigError, RecordError)
+        known = (ConfigError, RecordError, FileNotFoundError)  # a missing input file: its name, one line
         if not isinstance(exc, known):  # these modules import torch: only when it can be one of theirs
             from .data import DataError
             from .model import ModelLoadError
