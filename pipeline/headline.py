@@ -9,6 +9,7 @@ that name the claim and the task:
   <claim>.<task>.effect        the deciding test's effect (0-1 scale, as in claims.json)
   <claim>.<task>.ci_low        its interval (level: ci_level)
   <claim>.<task>.ci_high
+  <claim>.<task>.interval_of   present when the interval is not of the effect (RQ 2a: the odds ratio)
   <claim>.<task>.verdict       the verdict on that task
 
 so `dvc metrics diff` lists one row per claim whose effect, interval or verdict moved.
@@ -24,7 +25,7 @@ import math
 from pathlib import Path
 
 OVER_TASKS = "all tasks"  # claims.json's key for a claim's verdict over its tasks
-TASK_KEYS = ("effect", "ci_low", "ci_high", "ci_level", "verdict")
+TASK_KEYS = ("effect", "ci_low", "ci_high", "ci_level", "interval_of", "verdict")
 
 
 def _value(v):

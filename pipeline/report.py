@@ -74,16 +74,18 @@ PAPER_ITEMS = [
         "Table 6",
         "fine-tuning recipes of other models (Appendix F)",
         [],
-        "a table of inputs, not results: the RoBERTa and ELECTRA recipes are the roberta_*/electra_* conditions of "
-        "configs/paper.yaml; XLNet and BART are not supported by the engine",
+        "a table of inputs, not results: the per-model recipes are `models:` in configs/paper.yaml (RoBERTa, "
+        "ELECTRA, XLNet and BART), used by the roberta_*/electra_*/xlnet_*/bart_* conditions",
         "",
     ),
     (
         "Table 7",
         "Standard vs Re-init on other large models (Appendix F)",
         ["table7"],
-        f"RoBERTa-large and ELECTRA-large need {CLUSTER} (weights not available offline) with analysis.tables.table7 "
-        f"{{columns: {{roberta_standard: ..., roberta_reinit: ..., electra_standard: ..., electra_reinit: ...}}}}",
+        f"RoBERTa-, ELECTRA-, XLNet- and BART-large need {CLUSTER} (weights not available offline) with "
+        f"analysis.tables.table7 {{columns: {{roberta_standard: ..., roberta_reinit: ..., electra_standard: ..., "
+        f"electra_reinit: ..., xlnet_standard: ..., xlnet_reinit: ..., bart_standard: ..., bart_reinit: ...}}}} "
+        f"(as in configs/paper.yaml)",
         "",
     ),
     ("Figure 1", "bias of BERTAdam's update against steps", None, "", ""),

@@ -248,12 +248,14 @@ def _effect_txt(t) -> str:
     if t["deciding_test"] == "fisher_exact":
         k = t["degenerate"]
         return (
-            f"degenerate {k[0]}/{k[1]} vs {k[2]}/{k[3]}, share reduction {x100(t['effect'])}; odds ratio "
+            f"degenerate: baseline {k[0]}/{k[1]}, treatment {k[2]}/{k[3]}; share reduction {x100(t['effect'])}; "
+            f"odds ratio "
             f"{_num(t['odds_ratio'])} {level} [{_num(t['ci_low'])}, {_num(t['ci_high'])}]"
         )
     if t["deciding_test"] == "brown_forsythe":
         return (
-            f"std {x100(t['std'][0])} vs {x100(t['std'][1])} (ratio {_num(t['sd_ratio'])}); mean |dev.| "
+            f"std: baseline {x100(t['std'][0])}, treatment {x100(t['std'][1])} (ratio {_num(t['sd_ratio'])}); "
+            f"mean |dev.| "
             f"reduction {x100(t['effect'])} {level} {_iv(t['ci_low'], t['ci_high'])}"
         )
     return f"{x100(t['effect'])} {level} {_iv(t['ci_low'], t['ci_high'])}"
