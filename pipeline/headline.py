@@ -9,7 +9,7 @@ that name the claim and the task:
   <claim>.<task>.effect        the deciding test's effect (0-1 scale, as in claims.json)
   <claim>.<task>.ci_low        its interval (level: ci_level)
   <claim>.<task>.ci_high
-  <claim>.<task>.interval_of   present when the interval is not of the effect (RQ 2a: the odds ratio)
+  <claim>.<task>.interval_of   what the interval is of (RQ 2a: the odds ratio, not the share's effect)
   <claim>.<task>.verdict       the verdict on that task
 
 so `dvc metrics diff` lists one row per claim whose effect, interval or verdict moved.

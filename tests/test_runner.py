@@ -18,6 +18,7 @@ from pipeline.settings import RunSettings
 from conftest import PARAMS
 
 TINY = """
+study: {name: tiny}
 splits: {train_size: 32, val_size: 16, test_size: 40}
 train: {batch_size: 8, epochs: 1, num_evals: 2, max_seq_length: 32, device: cpu, save_checkpoint: true,
         update_log_steps: 2}
